@@ -1,0 +1,10 @@
+//! Kiln's vocabulary: identifiers and error kinds shared by every layer.
+//!
+//! Values here are parsed once, at the edge, and carried as types afterwards:
+//! a [`ContainerId`] has already been checked to be safe as a file name.
+
+mod container_id;
+mod error_kind;
+
+pub use container_id::{ContainerId, ContainerIdError};
+pub use error_kind::{ErrorKind, HasKind};
