@@ -199,12 +199,15 @@ struct ExecArgs {
 }
 
 pub fn main(args: RuntimeArgs) -> ExitCode {
-    init_logging(&args);
+    let logs_to_file = init_logging(&args);
     match dispatch(args) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             let message = format!("{err:#}");
-            tracing::error!("{message}");
+            // Without a log file the logger writes to stderr too: say it once.
+            if logs_to_file {
+                tracing::error!("{message}");
+            }
             let _ = writeln!(std::io::stderr(), "kiln runtime: {message}");
             let code = err.downcast_ref::<RuntimeError>().map_or(1, RuntimeError::exit_code);
             ExitCode::from(code.clamp(1, 255) as u8)
@@ -212,7 +215,8 @@ pub fn main(args: RuntimeArgs) -> ExitCode {
     }
 }
 
-fn init_logging(args: &RuntimeArgs) {
+/// Installs the logger; true when it writes to the `--log` file (not stderr).
+fn init_logging(args: &RuntimeArgs) -> bool {
     use tracing_subscriber::fmt;
     let level = if args.debug { tracing::Level::DEBUG } else { tracing::Level::WARN };
     let file = args
@@ -241,8 +245,10 @@ fn init_logging(args: &RuntimeArgs) {
                 .without_time()
                 .with_writer(std::io::stderr)
                 .try_init();
+            return false;
         }
     }
+    true
 }
 
 fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
@@ -315,7 +321,7 @@ fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
 /// Commands that enter a container re-execute from a sealed in-memory copy
 /// of this binary first, so nothing in the container can reach the file.
 fn enter_sealed_copy() -> anyhow::Result<()> {
-    kiln_sys::exe::reexec_sealed().context("cannot re-execute from a sealed copy of kiln")
+    kiln_sys::exe::reexec_protected().context("cannot re-execute from a read-only view of kiln")
 }
 
 fn run_exec(store: &Store, exec: ExecArgs) -> anyhow::Result<i32> {

@@ -54,6 +54,17 @@ impl Dir {
     }
 }
 
+/// A hybrid host's cgroup2 directory for the container, made (with the
+/// controllers it needs enabled in its parents) the first time a setting
+/// needs it.
+fn unified_dir(u: &Dir) -> Result<&Path, CgroupError> {
+    if !u.dir.is_dir() {
+        let wanted: Vec<&str> = V2_CONTROLLERS.into_iter().filter(|c| u.holds(c)).collect();
+        create_dirs(u, |parent| enable_controllers(parent, &wanted), |_, _| Ok(()))?;
+    }
+    Ok(&u.dir)
+}
+
 /// The v2 controllers enabled for containers where the parent offers them.
 const V2_CONTROLLERS: [&str; 6] = ["cpu", "memory", "pids", "io", "cpuset", "hugetlb"];
 
@@ -169,7 +180,7 @@ impl Cgroup {
                 |parent| enable_controllers(parent, &V2_CONTROLLERS),
                 |_, _| Ok(()),
             ),
-            Layout::V1 { hierarchies, unified } => {
+            Layout::V1 { hierarchies, .. } => {
                 for h in hierarchies {
                     if h.holds("cpuset") {
                         create_dirs(h, |_| {}, copy_cpuset)?;
@@ -177,15 +188,9 @@ impl Cgroup {
                         create_dirs(h, |_| {}, |_, _| Ok(()))?;
                     }
                 }
-                if let Some(u) = unified {
-                    let wanted: Vec<&str> =
-                        V2_CONTROLLERS.into_iter().filter(|c| u.holds(c)).collect();
-                    let created =
-                        create_dirs(u, |parent| enable_controllers(parent, &wanted), |_, _| Ok(()));
-                    if let Err(error) = created {
-                        tracing::warn!(%error, "cannot use the cgroup2 hierarchy of a hybrid host");
-                    }
-                }
+                // A hybrid host's cgroup2 tree is joined only when a setting
+                // needs it (see `unified_dir`): enabling controllers there is a
+                // host-wide change, and every move into it costs an RCU sync.
                 Ok(())
             }
         }
@@ -270,7 +275,7 @@ impl Cgroup {
         };
         if w.controller.is_empty() {
             return match unified {
-                Some(u) => Ok(Some(u.dir.join(&w.file))),
+                Some(u) => Ok(Some(unified_dir(u)?.join(&w.file))),
                 None => Err(CgroupError::UnifiedOnV1),
             };
         }
@@ -278,9 +283,10 @@ impl Cgroup {
             return Ok(Some(existing_or_fallback(&h.dir, &w.file)));
         }
         // Hybrid hosts may have hugetlb only in the cgroup2 tree, with v2 file names.
-        if let Some(u) = unified.as_ref().filter(|u| u.holds(w.controller) && u.dir.is_dir()) {
+        if let Some(u) = unified.as_ref().filter(|u| u.holds(w.controller)) {
             if w.controller == "hugetlb" {
-                return Ok(Some(u.dir.join(w.file.replace(".limit_in_bytes", ".max"))));
+                let dir = unified_dir(u)?;
+                return Ok(Some(dir.join(w.file.replace(".limit_in_bytes", ".max"))));
             }
         }
         if REQUIRED_FILES.contains(&w.file.as_str()) {
@@ -331,6 +337,35 @@ impl Cgroup {
             let path = d.dir.join("cgroup.procs");
             write_file(&path, &pid.to_string()).map_err(|source| CgroupError::Write {
                 value: pid.to_string(),
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Moves the calling process into the cgroup. The caller must be
+    /// single-threaded: on v1 it moves itself through `tasks` with pid 0,
+    /// which spares the kernel the global threadgroup lock (and its RCU
+    /// grace period, several milliseconds) that a write of a pid to
+    /// `cgroup.procs` takes.
+    pub fn enter(&self) -> Result<(), CgroupError> {
+        let (file, unified) = match &self.layout {
+            Layout::V1 { unified, .. } => ("tasks", unified.as_ref().map(|u| &u.dir)),
+            Layout::V2 { .. } => ("cgroup.procs", None),
+        };
+        for d in self.dirs() {
+            let file = if Some(&d.dir) == unified {
+                if !d.dir.is_dir() {
+                    continue;
+                }
+                "cgroup.procs"
+            } else {
+                file
+            };
+            let path = d.dir.join(file);
+            write_file(&path, "0").map_err(|source| CgroupError::Write {
+                value: "0".into(),
                 path,
                 source,
             })?;

@@ -151,6 +151,25 @@ pub fn create(
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| {
         RuntimeError::StateFile { action: "create", path: fifo_path.clone(), source: e.into() }
     })?;
+    // Like runc: the container's root opens the fifo to wait for `start`, and
+    // in a user namespace that is a host id other than ours.
+    let host_id = |maps: &[crate::spec::IdMapping]| {
+        maps.iter().find(|m| m.container_id == 0).map(|m| m.host_id)
+    };
+    let (fifo_uid, fifo_gid) =
+        (host_id(&spec.linux().uid_mappings), host_id(&spec.linux().gid_mappings));
+    if fifo_uid.is_some() || fifo_gid.is_some() {
+        nix::unistd::chown(
+            &fifo_path,
+            fifo_uid.map(nix::unistd::Uid::from_raw),
+            fifo_gid.map(nix::unistd::Gid::from_raw),
+        )
+        .map_err(|e| RuntimeError::StateFile {
+            action: "chown",
+            path: fifo_path.clone(),
+            source: e.into(),
+        })?;
+    }
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| RuntimeError::StateFile {
             action: "open",
@@ -190,6 +209,7 @@ pub fn create(
         unshare,
         new_userns,
         caps,
+        cgroup: cgroup.clone(),
         seccomp,
         console,
         preserve_fds: opts.preserve_fds,
@@ -205,7 +225,7 @@ pub fn create(
         cgroup_path,
         config: spec,
     };
-    let (pid, chan) = spawn_init(cfg, &cgroup, &mut cleanup, |chan, msg, pid| match msg {
+    let (pid, chan) = spawn_init(cfg, &mut cleanup, |chan, msg, pid| match msg {
         Msg::NeedHooks => {
             let hooks = state.config.hooks();
             let json = oci_state_json(store, &state, pid, "creating");
@@ -280,7 +300,6 @@ fn oci_state_json(store: &Store, state: &ContainerState, pid: i32, status: &str)
 /// returns the host pid of the container's process.
 pub(crate) fn spawn_init(
     cfg: InitConfig,
-    cgroup: &Cgroup,
     cleanup: &mut Cleanup<'_>,
     mut on_message: impl FnMut(&Channel, Msg, i32) -> Result<(), RuntimeError>,
 ) -> Result<(i32, Channel), RuntimeError> {
@@ -297,9 +316,6 @@ pub(crate) fn spawn_init(
     drop(child);
     drop(cfg);
     cleanup.children.push(stage1);
-    let cgroup_err = |source| RuntimeError::Cgroup { id: cleanup.id.clone(), source };
-    cgroup.add_process(stage1.as_raw()).map_err(cgroup_err)?;
-    parent.send(&Msg::CgroupReady).map_err(RuntimeError::system("sync with container init"))?;
     let mut init_pid = None;
     loop {
         let msg = parent.recv().map_err(RuntimeError::system("sync with container init"))?;

@@ -22,6 +22,9 @@ fn run_hook(hook: &Hook, state_json: &str) -> Result<(), String> {
         cmd.arg0(argv0).args(rest);
     }
     cmd.env_clear();
+    // Its own process group, so that a timeout kills what the hook started
+    // too: a leftover child would hold our stdout and stderr open.
+    cmd.process_group(0);
     for kv in &hook.env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
@@ -54,6 +57,12 @@ fn run_hook(hook: &Hook, state_json: &str) -> Result<(), String> {
             };
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pgid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!("timed out after {}s", hook.timeout.unwrap_or_default()));

@@ -35,6 +35,8 @@ pub(crate) struct InitConfig {
     pub unshare: CloneFlags,
     pub new_userns: bool,
     pub caps: CapSets,
+    /// The cgroup stage 1 moves itself into before anything else.
+    pub cgroup: kiln_cgroups::Cgroup,
     pub seccomp: Option<kiln_seccomp::Filter>,
     /// A connected console socket, when process.terminal is set.
     pub console: Option<OwnedFd>,
@@ -69,7 +71,7 @@ pub(crate) fn stage1(cfg: InitConfig, chan: Channel) -> ! {
 }
 
 fn stage1_inner(cfg: InitConfig, chan: &Channel) -> SetupResult<()> {
-    chan.expect(&Msg::CgroupReady).context(|| "waiting for the runtime".to_owned())?;
+    cfg.cgroup.enter().context(|| "cannot enter the container's cgroup".to_owned())?;
     for (kind, fd) in &cfg.join {
         nix::sched::setns(fd, kind.clone_flag())
             .context(|| format!("cannot join {} namespace", kind.spec_name()))?;
@@ -226,11 +228,17 @@ fn stage2_inner(cfg: InitConfig, chan: &Channel, reported: &mut bool) -> SetupRe
             }
         };
         *reported = true;
-        wait_for_start(fifo)?;
-        let hooks = cfg.spec.hooks.clone().unwrap_or_default();
-        let state = state.replacen("\"status\":\"created\"", "\"status\":\"running\"", 1);
-        crate::hooks::run_hooks(&hooks.start_container, &state).map_err(|(hook, why)| {
-            SetupError::new(format!("startContainer hook {} failed: {why}", hook.path.display()))
+        // startContainer runs between `start` opening the fifo and our reply,
+        // so that `start` fails when it fails, and poststart runs after it.
+        wait_for_start(fifo, || {
+            let hooks = cfg.spec.hooks.clone().unwrap_or_default();
+            let state = state.replacen("\"status\":\"created\"", "\"status\":\"running\"", 1);
+            crate::hooks::run_hooks(&hooks.start_container, &state).map_err(|(hook, why)| {
+                SetupError::new(format!(
+                    "startContainer hook {} failed: {why}",
+                    hook.path.display()
+                ))
+            })
         })?;
     }
     *reported = true;
@@ -303,12 +311,14 @@ fn check_cwd_inside() -> SetupResult<()> {
     }
 }
 
-/// Blocks until `start` opens the fifo for reading, then tells it we go.
-fn wait_for_start(fifo: OwnedFd) -> SetupResult<()> {
+/// Blocks until `start` opens the fifo for reading, runs `before_go`, then
+/// tells it we go; when `before_go` fails, `start` reads end of file instead.
+fn wait_for_start(fifo: OwnedFd, before_go: impl FnOnce() -> SetupResult<()>) -> SetupResult<()> {
     let path = rootfs::fd_path(fifo.as_fd());
     let writer = nix::fcntl::open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
         .context(|| "cannot open the exec fifo".to_owned())?;
     drop(fifo);
+    before_go()?;
     nix::unistd::write(&writer, b"0").context(|| "cannot write the exec fifo".to_owned())?;
     Ok(())
 }

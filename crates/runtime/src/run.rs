@@ -124,11 +124,11 @@ pub fn exec(store: &Store, id: &str, mut opts: ExecOptions) -> Result<i32, Runti
         unshare: nix::sched::CloneFlags::empty(),
         new_userns: false,
         caps,
+        cgroup: ops::cgroup_of(&state)?,
         seccomp,
         console,
         preserve_fds: opts.preserve_fds,
     };
-    let cgroup = ops::cgroup_of(&state)?;
     let mut cleanup = Cleanup {
         store: None,
         id: state.id.clone(),
@@ -136,7 +136,7 @@ pub fn exec(store: &Store, id: &str, mut opts: ExecOptions) -> Result<i32, Runti
         children: Vec::new(),
         armed: true,
     };
-    let (pid, chan) = spawn_init(cfg, &cgroup, &mut cleanup, |_, msg, _| {
+    let (pid, chan) = spawn_init(cfg, &mut cleanup, |_, msg, _| {
         Err(RuntimeError::Init {
             message: format!("unexpected message from exec: {msg:?}"),
             exit_code: 1,

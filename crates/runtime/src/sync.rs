@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Msg {
-    /// Parent → child: the child was placed in its cgroup; go on.
-    CgroupReady,
     /// Child → parent: write my uid and gid maps, I unshared a user namespace.
     NeedIdMaps,
     IdMapsDone,
