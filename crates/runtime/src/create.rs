@@ -123,6 +123,7 @@ pub fn create(
     let steps = rootfs_plan::plan_mounts(&spec, &bundle).map_err(invalid)?;
     let devices = rootfs_plan::plan_devices(&spec, &steps).map_err(invalid)?;
     let seccomp = compile_seccomp(&spec, &id)?;
+    warn_unapplied_labels(&id, &process);
     if process.terminal && opts.console.is_none() {
         return Err(RuntimeError::ConsoleSocketMissing);
     }
@@ -371,6 +372,17 @@ fn write_id_maps(
         })?;
     }
     Ok(())
+}
+
+/// AppArmor profiles and SELinux labels are not applied by Kiln yet; say so
+/// rather than pretend.
+pub(crate) fn warn_unapplied_labels(id: &ContainerId, process: &crate::spec::Process) {
+    if let Some(profile) = process.apparmor_profile.as_deref().filter(|p| !p.is_empty()) {
+        tracing::warn!(container = %id, profile, "apparmor profile not applied: kiln does not support AppArmor yet");
+    }
+    if let Some(label) = process.selinux_label.as_deref().filter(|l| !l.is_empty()) {
+        tracing::warn!(container = %id, label, "selinux label not applied: kiln does not support SELinux yet");
+    }
 }
 
 fn compile_seccomp(

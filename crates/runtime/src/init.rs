@@ -54,8 +54,10 @@ pub(crate) enum InitMode {
         no_pivot: bool,
         fifo: OwnedFd,
     },
-    /// A process joining a running container.
-    Exec,
+    /// A process joining a running container; `root` is the container
+    /// process's root directory (`/proc/<pid>/root`), entered after the
+    /// namespaces, so a container made with `--no-pivot` is joined too.
+    Exec { root: OwnedFd },
 }
 
 /// Stage 1. Never returns.
@@ -200,7 +202,10 @@ fn stage2_inner(cfg: InitConfig, chan: &Channel, reported: &mut bool) -> SetupRe
                     .context(|| format!("cannot set domainname {name}"))?;
             }
         }
-        InitMode::Exec => {
+        InitMode::Exec { ref root } => {
+            nix::unistd::fchdir(root).context(|| "cannot enter the container's root".to_owned())?;
+            nix::unistd::chroot(".").context(|| "cannot enter the container's root".to_owned())?;
+            nix::unistd::chdir("/").context(|| "chdir /".to_owned())?;
             if let Some(socket) = &cfg.console {
                 console_peer = Some(open_console(None, socket, process)?);
             }

@@ -51,6 +51,9 @@ pub fn start(store: &Store, id: &str) -> Result<(), RuntimeError> {
         path: fifo_path.clone(),
         source: e.into(),
     })?;
+    // From here on the container is running, not created: its process may
+    // print before we read its byte. The init already holds the fifo open.
+    let _ = std::fs::remove_file(&fifo_path);
     // The init opens the fifo for writing as soon as we opened it for
     // reading, and writes one byte; wait for it while the init lives.
     let mut buf = [0u8; 1];
@@ -80,7 +83,6 @@ pub fn start(store: &Store, id: &str) -> Result<(), RuntimeError> {
             }
         }
     }
-    let _ = std::fs::remove_file(&fifo_path);
     let poststart = state.config.hooks().poststart;
     if !poststart.is_empty() {
         let json = serde_json::to_string(&store.oci_state(&state)).unwrap_or_default();

@@ -57,11 +57,22 @@ pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &Path) -> nix::Result<Own
 }
 
 /// Resolves `path` inside `root`, creating missing directories (and the last
-/// component as an empty file when `file` is set) on the way.
+/// component as an empty file when `file` is set) on the way. A dangling
+/// symlink on the way is followed inside `root`, and what it names created
+/// there, as runc does.
 pub(crate) fn ensure_in_root(
     root: BorrowedFd<'_>,
     path: &Path,
     file: bool,
+) -> SetupResult<OwnedFd> {
+    ensure_in_root_following(root, path, file, 40)
+}
+
+fn ensure_in_root_following(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    file: bool,
+    links_left: u32,
 ) -> SetupResult<OwnedFd> {
     match open_in_root(root, path) {
         Ok(fd) => return Ok(fd),
@@ -91,6 +102,17 @@ pub(crate) fn ensure_in_root(
         let last = i + 1 == parts.len();
         let parent_dir = reopen(parent.as_fd(), OFlag::O_DIRECTORY | OFlag::O_RDONLY)
             .context(|| format!("cannot open directory {}", path.display()))?;
+        if let Ok(target) = nix::fcntl::readlinkat(&parent_dir, *part) {
+            if links_left == 0 {
+                return Err(SetupError::new(format!(
+                    "cannot resolve {}: too many symlinks",
+                    path.display()
+                )));
+            }
+            let mut rest = prefix.parent().unwrap_or(Path::new("")).join(target);
+            rest.extend(&parts[i + 1..]);
+            return ensure_in_root_following(root, &rest, file, links_left - 1);
+        }
         let created = if last && file {
             openat(
                 &parent_dir,
@@ -500,4 +522,39 @@ pub(crate) fn set_root_propagation(name: &str) -> SetupResult<()> {
 pub(crate) fn write_sysctl(key: &str, value: &str) -> SetupResult<()> {
     let path = Path::new("/proc/sys").join(key.replace('.', "/"));
     std::fs::write(&path, value.as_bytes()).context(|| format!("cannot set sysctl {key}={value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_root(dir: &Path) -> OwnedFd {
+        nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .expect("open root")
+    }
+
+    #[test]
+    fn dangling_symlinks_are_followed_and_created_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = format!("/tmp/kiln-unit-{}-target", std::process::id());
+        std::os::unix::fs::symlink(&outside, dir.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../up", dir.path().join("rel")).unwrap();
+        let root = open_root(dir.path());
+
+        ensure_in_root(root.as_fd(), Path::new("/abs/sub"), false).expect("abs");
+        assert!(dir.path().join(&outside[1..]).join("sub").is_dir());
+        assert!(!Path::new(&outside).exists());
+
+        ensure_in_root(root.as_fd(), Path::new("/rel"), true).expect("rel");
+        assert!(dir.path().join("up").is_file());
+    }
+
+    #[test]
+    fn symlink_loops_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", dir.path().join("b")).unwrap();
+        let root = open_root(dir.path());
+        assert!(ensure_in_root(root.as_fd(), Path::new("/a/x"), false).is_err());
+    }
 }
