@@ -54,10 +54,10 @@ pub(crate) enum InitMode {
         no_pivot: bool,
         fifo: OwnedFd,
     },
-    /// A process joining a running container; `root` is the container
-    /// process's root directory (`/proc/<pid>/root`), entered after the
-    /// namespaces, so a container made with `--no-pivot` is joined too.
-    Exec { root: OwnedFd },
+    /// A process joining a running container. Joining its mount namespace
+    /// puts us at the namespace's topmost root, which is the rootfs after
+    /// pivot_root and after --no-pivot's move alike.
+    Exec,
 }
 
 /// Stage 1. Never returns.
@@ -119,7 +119,10 @@ fn stage1_inner(cfg: InitConfig, chan: &Channel) -> SetupResult<()> {
 /// Stage 2: the container's process. Never returns.
 fn stage2(cfg: InitConfig, chan: &Channel) -> ! {
     let mut reported = false;
-    let err = match stage2_inner(cfg, chan, &mut reported) {
+    // `cfg` is borrowed, never dropped: its descriptors may already be
+    // closed by `close_fds_from` when a late step fails, and dropping an
+    // OwnedFd twice aborts instead of reporting the error.
+    let err = match stage2_inner(&cfg, chan, &mut reported) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -134,7 +137,7 @@ fn stage2(cfg: InitConfig, chan: &Channel) -> ! {
 
 enum Never {}
 
-fn stage2_inner(cfg: InitConfig, chan: &Channel, reported: &mut bool) -> SetupResult<Never> {
+fn stage2_inner(cfg: &InitConfig, chan: &Channel, reported: &mut bool) -> SetupResult<Never> {
     nix::unistd::setsid().context(|| "setsid".to_owned())?;
     // Not dumpable while we are the runtime's binary inside the container:
     // its processes cannot open /proc/<us>/exe or /proc/<us>/fd.
@@ -202,10 +205,7 @@ fn stage2_inner(cfg: InitConfig, chan: &Channel, reported: &mut bool) -> SetupRe
                     .context(|| format!("cannot set domainname {name}"))?;
             }
         }
-        InitMode::Exec { ref root } => {
-            nix::unistd::fchdir(root).context(|| "cannot enter the container's root".to_owned())?;
-            nix::unistd::chroot(".").context(|| "cannot enter the container's root".to_owned())?;
-            nix::unistd::chdir("/").context(|| "chdir /".to_owned())?;
+        InitMode::Exec => {
             if let Some(socket) = &cfg.console {
                 console_peer = Some(open_console(None, socket, process)?);
             }

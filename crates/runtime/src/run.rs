@@ -120,7 +120,7 @@ pub fn exec(store: &Store, id: &str, mut opts: ExecOptions) -> Result<i32, Runti
     let cfg = InitConfig {
         spec: state.config.clone(),
         process,
-        mode: InitMode::Exec { root: container_root(state.pid)? },
+        mode: InitMode::Exec,
         join,
         unshare: nix::sched::CloneFlags::empty(),
         new_userns: false,
@@ -159,18 +159,6 @@ pub fn exec(store: &Store, id: &str, mut opts: ExecOptions) -> Result<i32, Runti
         Some(signals) => foreground::wait(pid, signals, master),
         None => Ok(0),
     }
-}
-
-/// The container process's root directory, opened before any namespace is
-/// joined.
-fn container_root(pid: i32) -> Result<std::os::fd::OwnedFd, RuntimeError> {
-    let path = format!("/proc/{pid}/root");
-    nix::fcntl::open(
-        path.as_str(),
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| RuntimeError::System { what: "open the container's root", source: e.into() })
 }
 
 /// Opens the container's namespaces that differ from ours, user first.
