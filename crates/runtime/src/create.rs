@@ -318,8 +318,14 @@ pub(crate) fn spawn_init(
     drop(cfg);
     cleanup.children.push(stage1);
     let mut init_pid = None;
+    // Stage 2 may speak before stage 1 has reported stage 2's pid (both
+    // share the socket): hold its requests until the pid is known.
+    let mut deferred: Vec<Msg> = Vec::new();
     loop {
-        let msg = parent.recv().map_err(RuntimeError::system("sync with container init"))?;
+        let msg = match init_pid.and(deferred.pop()) {
+            Some(msg) => Some(msg),
+            None => parent.recv().map_err(RuntimeError::system("sync with container init"))?,
+        };
         match msg {
             None => {
                 return Err(RuntimeError::Init {
@@ -338,11 +344,14 @@ pub(crate) fn spawn_init(
                 let _ = nix::sys::wait::waitpid(stage1, None);
                 init_pid = Some(pid);
             }
-            Some(Msg::Ready) => break,
+            Some(Msg::Ready) if init_pid.is_some() => break,
             Some(Msg::Failed { message, exit_code }) => {
                 return Err(RuntimeError::Init { message, exit_code })
             }
-            Some(other) => on_message(&parent, other, init_pid.unwrap_or_default())?,
+            Some(other) => match init_pid {
+                Some(pid) => on_message(&parent, other, pid)?,
+                None => deferred.push(other),
+            },
         }
     }
     let pid = init_pid.ok_or_else(|| RuntimeError::Init {
