@@ -20,13 +20,17 @@ pub(crate) enum Freezer<'a> {
 }
 
 /// A container's cgroup: one directory per v1 hierarchy, or one on v2.
-#[derive(Debug, Clone)]
+///
+/// It serialises with its resolved directories, so a runtime can save it
+/// with a container and find exactly the same directories later, whatever
+/// cgroup the later command runs in.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Cgroup {
     path: CgroupPath,
     layout: Layout,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Layout {
     V1 {
         hierarchies: Vec<Dir>,
@@ -39,7 +43,7 @@ enum Layout {
 }
 
 /// The container's directory in one hierarchy.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Dir {
     /// The controllers (and `name=` names) of the hierarchy.
     names: Vec<String>,

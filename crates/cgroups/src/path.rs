@@ -12,7 +12,7 @@ use crate::CgroupError;
 /// Absolute (`/kiln/abc`) paths start at each hierarchy's root; relative
 /// (`kiln/abc`) ones at the calling process's own cgroup in that hierarchy.
 /// Always normalised, never the root itself, never containing `..`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CgroupPath(PathBuf);
 
 /// The parent of containers' cgroups when the spec names no path.

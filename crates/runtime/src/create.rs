@@ -193,7 +193,6 @@ pub fn create(
         }
     }
     let view = cgroup_view(&hierarchy, &cgroup, unshare.contains(CloneFlags::CLONE_NEWCGROUP));
-    let cgroup_path = absolute_cgroup_path(&view, cgroup.relative_path());
 
     let cfg = InitConfig {
         spec: spec.clone(),
@@ -223,7 +222,7 @@ pub fn create(
         rootfs,
         created: state::now_rfc3339(),
         paused: false,
-        cgroup_path,
+        cgroup: cgroup.clone(),
         config: spec,
     };
     let (pid, chan) = spawn_init(cfg, &mut cleanup, |chan, msg, pid| match msg {
@@ -270,17 +269,6 @@ fn cgroup_view(hierarchy: &Hierarchy, cgroup: &Cgroup, new_namespace: bool) -> C
         .collect();
     let v2_dir = hierarchy.is_v2().then(|| cgroup.dir("").map(Path::to_path_buf)).flatten();
     CgroupView { v2_dir, hierarchies, new_namespace }
-}
-
-/// The container's cgroup as an absolute path inside its hierarchy, so that
-/// later commands find it whatever cgroup they run in themselves.
-fn absolute_cgroup_path(view: &CgroupView, fallback: &Path) -> PathBuf {
-    let from_v1 = view.hierarchies.first().and_then(|(_, mp, dir)| dir.strip_prefix(mp).ok());
-    let from_v2 = view.v2_dir.as_deref().and_then(|d| d.strip_prefix("/sys/fs/cgroup").ok());
-    match from_v1.or(from_v2) {
-        Some(rel) => Path::new("/").join(rel),
-        None => fallback.to_path_buf(),
-    }
 }
 
 fn unexpected(msg: Msg) -> RuntimeError {

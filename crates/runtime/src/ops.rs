@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kiln_cgroups::{Cgroup, CgroupPath, Hierarchy};
 use kiln_types::ContainerId;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
@@ -14,15 +13,6 @@ use crate::error::RuntimeError;
 use crate::hooks;
 use crate::signal::parse_signal;
 use crate::state::{ContainerState, OciState, Status, Store, EXEC_FIFO};
-
-/// The container's cgroup, found again from its saved path.
-pub(crate) fn cgroup_of(state: &ContainerState) -> Result<Cgroup, RuntimeError> {
-    let err = |source| RuntimeError::Cgroup { id: state.id.clone(), source };
-    let hierarchy = Hierarchy::detect().map_err(err)?;
-    let path = CgroupPath::parse(Some(&state.cgroup_path.to_string_lossy()), state.id.as_str())
-        .map_err(err)?;
-    Cgroup::new(&hierarchy, &path).map_err(err)
-}
 
 fn wrong_status(id: &ContainerId, action: &'static str, status: Status) -> RuntimeError {
     RuntimeError::WrongStatus { id: id.clone(), action, status: status.as_str() }
@@ -112,7 +102,7 @@ pub fn kill(store: &Store, id: &str, signal: &str, all: bool) -> Result<(), Runt
         }
     };
     if all {
-        let cgroup = cgroup_of(&state)?;
+        let cgroup = &state.cgroup;
         let pids = cgroup
             .pids()
             .map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
@@ -151,8 +141,8 @@ pub(crate) fn destroy(store: &Store, state: &ContainerState) -> Result<(), Runti
     if status != Status::Stopped {
         let _ = kiln_sys::process::send_signal(state.pid, libc::SIGKILL);
     }
-    let cgroup = cgroup_of(state)?;
-    kill_cgroup(&cgroup);
+    let cgroup = &state.cgroup;
+    kill_cgroup(cgroup);
     wait_gone(state, Duration::from_secs(5));
     cgroup.destroy().map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
     let poststop = state.config.hooks().poststop;
@@ -181,7 +171,8 @@ pub fn pause(store: &Store, id: &str) -> Result<(), RuntimeError> {
     if status != Status::Running {
         return Err(wrong_status(&state.id, "pause", status));
     }
-    cgroup_of(&state)?
+    state
+        .cgroup
         .freeze()
         .map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
     state.paused = true;
@@ -194,9 +185,7 @@ pub fn resume(store: &Store, id: &str) -> Result<(), RuntimeError> {
     if status != Status::Paused {
         return Err(wrong_status(&state.id, "resume", status));
     }
-    cgroup_of(&state)?
-        .thaw()
-        .map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
+    state.cgroup.thaw().map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
     state.paused = false;
     store.save(&state)
 }
@@ -214,7 +203,8 @@ pub fn list(store: &Store) -> Vec<OciState> {
 /// The host pids of every process in the container.
 pub fn pids(store: &Store, id: &str) -> Result<Vec<i32>, RuntimeError> {
     let state = store.load(id)?;
-    let mut pids = cgroup_of(&state)?
+    let mut pids = state
+        .cgroup
         .pids()
         .map_err(|source| RuntimeError::Cgroup { id: state.id.clone(), source })?;
     pids.sort_unstable();

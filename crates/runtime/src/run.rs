@@ -125,7 +125,7 @@ pub fn exec(store: &Store, id: &str, mut opts: ExecOptions) -> Result<i32, Runti
         unshare: nix::sched::CloneFlags::empty(),
         new_userns: false,
         caps,
-        cgroup: ops::cgroup_of(&state)?,
+        cgroup: state.cgroup.clone(),
         seccomp,
         console,
         preserve_fds: opts.preserve_fds,

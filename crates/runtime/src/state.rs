@@ -37,8 +37,8 @@ pub struct ContainerState {
     pub created: String,
     #[serde(default)]
     pub paused: bool,
-    /// The container's path inside each cgroup hierarchy.
-    pub cgroup_path: PathBuf,
+    /// The container's cgroup, with its directory in every hierarchy.
+    pub cgroup: kiln_cgroups::Cgroup,
     pub config: Spec,
 }
 
