@@ -640,3 +640,31 @@ fn device_rules_deny_unlisted_devices_but_keep_the_standard_ones() {
     let out = run_args(&root, &bundle, &["/bin/sh", "-c", script], |_| {});
     assert_eq!(out.stdout, "null-ok\nmknod-ok\ntun-opened\n", "{}", out.stderr);
 }
+
+#[test]
+fn rootfs_propagation_is_applied_to_the_container_root() {
+    require_privileged!();
+    let (root, bundle) = (RuntimeRoot::new(), Bundle::busybox());
+    let mountinfo = |propagation: &str| {
+        let out = run_args(&root, &bundle, &["/bin/probe", "cat", "/proc/self/mountinfo"], |c| {
+            c["linux"]["rootfsPropagation"] = json!(propagation);
+        });
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let line = out.stdout.lines().find(|l| l.split(' ').nth(4) == Some("/"));
+        line.expect("a mount at /").to_owned()
+    };
+    assert!(mountinfo("shared").contains(" shared:"), "root is not shared");
+    assert!(!mountinfo("private").contains(" shared:"), "root is still shared");
+}
+
+#[test]
+fn annotations_are_kept_in_the_state() {
+    require_privileged!();
+    let (root, bundle) = (RuntimeRoot::new(), Bundle::busybox());
+    let mut config = bundle.config(&["/bin/probe", "sleep", "30"]);
+    config["annotations"] = json!({ "org.example.kiln-test": "yes" });
+    start_detached(&root, &bundle, &config);
+    let state = state(&root, bundle.name());
+    assert_eq!(state["annotations"]["org.example.kiln-test"], "yes");
+    kiln_ok(&root, &["delete", "--force", bundle.name()]);
+}
