@@ -4,7 +4,9 @@
 //! a [`ContainerId`] has already been checked to be safe as a file name.
 
 mod container_id;
+mod digest;
 mod error_kind;
 
 pub use container_id::{ContainerId, ContainerIdError};
+pub use digest::{Algorithm, Digest, DigestError};
 pub use error_kind::{ErrorKind, HasKind};
