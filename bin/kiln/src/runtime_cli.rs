@@ -258,7 +258,7 @@ fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
     let store = Store::new(&args.root);
     match args.command {
         RuntimeCommand::Create(bundle) => {
-            enter_sealed_copy()?;
+            enter_protected_copy()?;
             let (id, opts) = bundle.create_options();
             kiln_runtime::create(&store, &id, opts)?;
             Ok(0)
@@ -278,12 +278,12 @@ fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
             kiln_runtime::delete(&store, &id, force).map(|()| 0).map_err(Into::into)
         }
         RuntimeCommand::Run { bundle, detach, keep } => {
-            enter_sealed_copy()?;
+            enter_protected_copy()?;
             let (id, create) = bundle.create_options();
             Ok(kiln_runtime::run(&store, &id, RunOptions { create, detach, keep })?)
         }
         RuntimeCommand::Exec(exec) => {
-            enter_sealed_copy()?;
+            enter_protected_copy()?;
             run_exec(&store, exec)
         }
         RuntimeCommand::List { format, quiet } => {
@@ -318,9 +318,9 @@ fn dispatch(args: RuntimeArgs) -> anyhow::Result<i32> {
     }
 }
 
-/// Commands that enter a container re-execute from a sealed in-memory copy
+/// Commands that enter a container re-execute from a read-only view
 /// of this binary first, so nothing in the container can reach the file.
-fn enter_sealed_copy() -> anyhow::Result<()> {
+fn enter_protected_copy() -> anyhow::Result<()> {
     kiln_sys::exe::reexec_protected().context("cannot re-execute from a read-only view of kiln")
 }
 
