@@ -1,4 +1,5 @@
-//! Kiln's vocabulary: identifiers and error kinds shared by every layer.
+//! Kiln's vocabulary: identifiers, digests, image references and error kinds
+//! shared by every layer.
 //!
 //! Values here are parsed once, at the edge, and carried as types afterwards:
 //! a [`ContainerId`] has already been checked to be safe as a file name.
@@ -6,7 +7,9 @@
 mod container_id;
 mod digest;
 mod error_kind;
+mod reference;
 
 pub use container_id::{ContainerId, ContainerIdError};
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error_kind::{ErrorKind, HasKind};
+pub use reference::{ImageRef, ReferenceError, DEFAULT_REGISTRY, DEFAULT_TAG, NAME_MAX_LEN};
