@@ -87,35 +87,39 @@ fn ensure_in_root_following(
             _ => None,
         })
         .collect();
-    let mut prefix = PathBuf::new();
-    for (i, part) in parts.iter().enumerate() {
-        let parent = open_in_root(root, &prefix)
-            .context(|| format!("cannot resolve {} in the rootfs", prefix.display()))?;
-        prefix.push(part);
+    // The deepest ancestor that exists (usually the parent), resolved in the root.
+    let mut depth = parts.len().saturating_sub(1);
+    let mut dir = loop {
+        let prefix: PathBuf = parts[..depth].iter().collect();
         match open_in_root(root, &prefix) {
-            Ok(_) => continue,
-            Err(Errno::ENOENT) => {}
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) if depth > 0 => depth -= 1,
             Err(e) => {
                 return Err(SetupError::new(format!("cannot resolve {}: {e}", prefix.display())))
             }
         }
-        let last = i + 1 == parts.len();
-        let parent_dir = reopen(parent.as_fd(), OFlag::O_DIRECTORY | OFlag::O_RDONLY)
-            .context(|| format!("cannot open directory {}", path.display()))?;
-        if let Ok(target) = nix::fcntl::readlinkat(&parent_dir, *part) {
-            if links_left == 0 {
-                return Err(SetupError::new(format!(
-                    "cannot resolve {}: too many symlinks",
-                    path.display()
-                )));
-            }
-            let mut rest = prefix.parent().unwrap_or(Path::new("")).join(target);
-            rest.extend(&parts[i + 1..]);
-            return ensure_in_root_following(root, &rest, file, links_left - 1);
+    };
+    // The first missing component may be a dangling symlink: follow it
+    // inside the root, as the container would see it.
+    if let Ok(target) = nix::fcntl::readlinkat(&dir, parts[depth]) {
+        if links_left == 0 {
+            return Err(SetupError::new(format!(
+                "cannot resolve {}: too many symlinks",
+                path.display()
+            )));
         }
+        let mut rest: PathBuf = parts[..depth].iter().collect();
+        rest.push(target);
+        rest.extend(&parts[depth + 1..]);
+        return ensure_in_root_following(root, &rest, file, links_left - 1);
+    }
+    // Create the rest downwards, each component in the directory made just
+    // before it, never following a symlink.
+    for (i, part) in parts.iter().enumerate().skip(depth) {
+        let last = i + 1 == parts.len();
         let created = if last && file {
             openat(
-                &parent_dir,
+                &dir,
                 *part,
                 OFlag::O_CREAT
                     | OFlag::O_EXCL
@@ -126,18 +130,26 @@ fn ensure_in_root_following(
             )
             .map(drop)
         } else {
-            mkdirat(&parent_dir, *part, Mode::from_bits_truncate(0o755))
+            mkdirat(&dir, *part, Mode::from_bits_truncate(0o755))
         };
-        match created {
-            Ok(()) | Err(Errno::EEXIST) => {}
+        let prefix: PathBuf = parts[..=i].iter().collect();
+        dir = match created {
+            Ok(()) => openat(
+                &dir,
+                *part,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .context(|| format!("cannot open {}", prefix.display()))?,
+            // Made meanwhile, or "..": resolve it as the container would.
+            Err(Errno::EEXIST) => open_in_root(root, &prefix)
+                .context(|| format!("cannot resolve {} in the rootfs", prefix.display()))?,
             Err(e) => {
                 return Err(SetupError::new(format!("cannot create {}: {e}", prefix.display())))
             }
-        }
+        };
     }
-    open_in_root(root, path).context(|| {
-        format!("cannot resolve {} in the rootfs (a dangling symlink?)", path.display())
-    })
+    Ok(dir)
 }
 
 /// Opens an O_PATH descriptor again with real access flags.
