@@ -52,6 +52,11 @@ pub fn start(store: &Store, id: &str) -> Result<(), RuntimeError> {
             Ok(1) => break,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                 if !crate::state::process_alive(state.pid, state.pid_start) {
+                    // A quick process may have said go, run and exited
+                    // between our read and this check: its byte is still here.
+                    if nix::unistd::read(&fifo, &mut buf) == Ok(1) {
+                        break;
+                    }
                     return Err(RuntimeError::Init {
                         message: "container process exited before start".into(),
                         exit_code: 1,
