@@ -3,6 +3,7 @@
 //!
 //! Called as `kiln-runtime` (a link), it is the OCI runtime CLI directly.
 
+mod daemon_cli;
 mod runtime_cli;
 
 use std::path::Path;
@@ -11,16 +12,29 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "kiln", version, about = "Kiln: a Docker-compatible container platform")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Kiln: a Docker-compatible container platform",
+    after_help = kiln_cli::ENVIRONMENT_HELP
+)]
 struct Cli {
+    #[command(flatten)]
+    global: kiln_cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
 
+// Parsed once per process; boxing the runtime's arguments would gain nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The OCI runtime: run containers from OCI bundles (runc-compatible)
     Runtime(runtime_cli::RuntimeArgs),
+    /// Run the Kiln daemon: the engine and the Docker Engine API
+    Daemon(daemon_cli::DaemonArgs),
+    #[command(flatten)]
+    Docker(kiln_cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -31,7 +45,10 @@ fn main() -> ExitCode {
         let args = runtime_cli::RuntimeArgs::parse_from(std::env::args_os());
         return runtime_cli::main(args);
     }
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Command::Runtime(args) => runtime_cli::main(args),
+        Command::Daemon(args) => daemon_cli::main(args),
+        Command::Docker(command) => kiln_cli::run(&cli.global, command),
     }
 }

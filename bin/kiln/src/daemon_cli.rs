@@ -1,0 +1,87 @@
+//! `kiln daemon`: flags and daemon.json → `kiln_api_server::daemon`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use kiln_api_server::daemon::{self, ConfigFile, Flags, Settings};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Flags win over daemon.json, which wins over the defaults. daemon.json keys read: \
+data-root, exec-root, hosts, debug; other keys are ignored."
+)]
+pub struct DaemonArgs {
+    /// Directory of persistent state [env: KILN_ROOT] [default: /var/lib/kiln]
+    #[arg(long, visible_alias = "data-root", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Directory of runtime state: the API socket, pid files
+    /// [env: KILN_EXEC_ROOT] [default: /run/kiln]
+    #[arg(long, value_name = "DIR")]
+    exec_root: Option<PathBuf>,
+    /// Address to serve the API on, repeatable: unix:///PATH or tcp://IP:PORT
+    /// [default: unix://<exec-root>/kiln.sock]
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Daemon configuration file (Docker's daemon.json keys)
+    #[arg(long, value_name = "FILE", default_value = daemon::DEFAULT_CONFIG_FILE)]
+    config_file: PathBuf,
+    /// Log debug messages
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Become a session leader (set by the CLI when it starts the daemon)
+    #[arg(long, hide = true)]
+    detach_session: bool,
+}
+
+pub fn main(args: DaemonArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("kiln daemon: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    if args.detach_session {
+        // Leave the CLI's session and terminal, before any thread exists.
+        let _ = nix::unistd::setsid();
+    }
+    let must_exist = args.config_file.as_os_str() != daemon::DEFAULT_CONFIG_FILE;
+    let file = ConfigFile::load(&args.config_file, must_exist)?;
+    init_logging(args.debug || file.debug.unwrap_or(false));
+    for key in file.ignored.keys() {
+        tracing::debug!(key = %key, file = %args.config_file.display(), "ignoring a daemon.json key Kiln does not use");
+    }
+    let flags = Flags {
+        root: args.root.or_else(|| env_path("KILN_ROOT")),
+        exec_root: args.exec_root.or_else(|| env_path("KILN_EXEC_ROOT")),
+        hosts: args.hosts,
+        debug: args.debug,
+    };
+    let settings = Settings::resolve(flags, &file)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kiln-daemon")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(daemon::run(settings))?;
+    Ok(())
+}
+
+/// A flag's environment variable, when set and not empty.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+fn init_logging(debug: bool) {
+    let level = if debug { tracing::Level::DEBUG } else { tracing::Level::INFO };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

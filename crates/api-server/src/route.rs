@@ -1,0 +1,158 @@
+//! Routing: method and path → handler, after the API version check.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response};
+use kiln_engine::Engine;
+
+use crate::error::ApiError;
+use crate::reply::{self, Body};
+use crate::system;
+use crate::versioning;
+
+/// The API of one engine: turns requests into answers. Cheap to clone; one
+/// per server, shared by every connection.
+#[derive(Debug, Clone)]
+pub struct Api {
+    engine: Arc<Engine>,
+}
+
+/// The endpoints we serve, by their path after the version prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Ping,
+    PingHead,
+    Version,
+    Info,
+}
+
+/// The route of a method and (unversioned) path, if any.
+fn route(method: &Method, path: &str) -> Option<Route> {
+    let route = match (method, path) {
+        (&Method::GET, "/_ping") => Route::Ping,
+        (&Method::HEAD, "/_ping") => Route::PingHead,
+        (&Method::GET, "/version") => Route::Version,
+        (&Method::GET, "/info") => Route::Info,
+        _ => return None,
+    };
+    Some(route)
+}
+
+impl Api {
+    pub fn new(engine: Arc<Engine>) -> Api {
+        Api { engine }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Answer one request. Never fails: errors become `{"message": ...}`
+    /// answers with their status.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let mut response = self.dispatch(&method, &path).unwrap_or_else(|err| reply::error(&err));
+        reply::add_common_headers(&mut response);
+        let status = response.status().as_u16();
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if response.status().is_server_error() {
+            tracing::error!(%method, %path, status, micros, "request failed");
+        } else {
+            tracing::debug!(%method, %path, status, micros, "request");
+        }
+        response
+    }
+
+    fn dispatch(&self, method: &Method, path: &str) -> Result<Response<Body>, ApiError> {
+        let (requested, rest) = versioning::split_version(path);
+        // As dockerd: an unknown path is 404 whatever version it names.
+        let route = route(method, rest).ok_or_else(ApiError::page_not_found)?;
+        let version = versioning::negotiate(requested)?;
+        let response = match route {
+            Route::Ping => system::ping(),
+            Route::PingHead => system::ping_head(),
+            Route::Version => system::version(&self.engine, version),
+            Route::Info => system::info(&self.engine, version),
+        };
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+    use kiln_engine::Config;
+
+    struct Fixture {
+        api: Api,
+        _dir: kiln_testing::ScratchDir,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = kiln_testing::ScratchDir::new().expect("scratch");
+        let engine = Engine::open(Config::new(dir.path().join("root"), dir.path().join("run")))
+            .expect("engine");
+        Fixture { api: Api::new(Arc::new(engine)), _dir: dir }
+    }
+
+    async fn call(api: &Api, method: Method, path: &str) -> (u16, http::HeaderMap, String) {
+        let request = Request::builder().method(method).uri(path).body(()).expect("request");
+        let response = api.handle(request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).expect("utf-8"))
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(f)
+    }
+
+    #[test]
+    fn routes_match_method_and_path() {
+        assert_eq!(route(&Method::GET, "/_ping"), Some(Route::Ping));
+        assert_eq!(route(&Method::HEAD, "/_ping"), Some(Route::PingHead));
+        assert_eq!(route(&Method::POST, "/info"), None);
+        assert_eq!(route(&Method::GET, "/nope"), None);
+    }
+
+    #[test]
+    fn ping_answers_ok_with_dockers_headers() {
+        let f = fixture();
+        let (status, headers, body) = block_on(call(&f.api, Method::GET, "/_ping"));
+        assert_eq!((status, body.as_str()), (200, "OK"));
+        assert_eq!(headers["api-version"], "1.47");
+        assert_eq!(headers["ostype"], "linux");
+        assert_eq!(headers["cache-control"], "no-cache, no-store, must-revalidate");
+        assert!(headers["server"].to_str().expect("ascii").starts_with("Kiln/"));
+        let (status, _, body) = block_on(call(&f.api, Method::HEAD, "/v1.41/_ping"));
+        assert_eq!((status, body.as_str()), (200, ""));
+    }
+
+    #[test]
+    fn errors_are_json_messages_with_their_status() {
+        let f = fixture();
+        let (status, headers, body) = block_on(call(&f.api, Method::GET, "/v1.40/version"));
+        assert_eq!(status, 400);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["api-version"], "1.47");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert!(json["message"].as_str().expect("message").contains("is too old"), "{body}");
+        let (status, _, body) = block_on(call(&f.api, Method::GET, "/v1.41/containers/x/nope"));
+        assert_eq!((status, body.as_str()), (404, "{\"message\":\"page not found\"}\n"));
+    }
+
+    #[test]
+    fn info_reports_the_engine_root() {
+        let f = fixture();
+        let (status, _, body) = block_on(call(&f.api, Method::GET, "/info"));
+        assert_eq!(status, 200);
+        let info: kiln_api_types::SystemInfo = serde_json::from_str(&body).expect("info");
+        assert_eq!(info.docker_root_dir, f.api.engine().config().root.display().to_string());
+        assert_eq!(info.driver, "overlay2");
+    }
+}

@@ -1,0 +1,151 @@
+//! Listeners and connections, with a graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+
+use crate::listen::{ListenAddr, ListenError, Listener};
+use crate::route::Api;
+
+/// How long a shutdown waits for requests in flight before giving up on them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The API served on a set of listeners.
+#[derive(Debug)]
+pub struct Server {
+    api: Api,
+    listeners: Vec<Listener>,
+}
+
+impl Server {
+    /// Bind every address; nothing is served until [`Server::serve`].
+    /// Must be called inside a tokio runtime.
+    pub fn bind(api: Api, addrs: &[ListenAddr]) -> Result<Server, ListenError> {
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for addr in addrs {
+            match Listener::bind(addr) {
+                Ok(listener) => listeners.push(listener),
+                Err(err) => {
+                    remove_socket_files(&listeners);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Server { api, listeners })
+    }
+
+    /// The addresses bound, with real TCP ports.
+    pub fn addrs(&self) -> Vec<ListenAddr> {
+        self.listeners.iter().map(Listener::addr).collect()
+    }
+
+    /// Serve until `shutdown` completes; then stop accepting, let requests in
+    /// flight finish (up to 10 s), close idle connections and remove the
+    /// socket files.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Each connection holds a sender; when all are dropped, all are done.
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let mut acceptors = tokio::task::JoinSet::new();
+        let mut socket_paths = Vec::new();
+        for listener in self.listeners {
+            tracing::info!(addr = %listener.addr(), "API listening");
+            if let Listener::Unix { path, .. } = &listener {
+                socket_paths.push(path.clone());
+            }
+            acceptors.spawn(accept_loop(
+                listener,
+                self.api.clone(),
+                stop_rx.clone(),
+                done_tx.clone(),
+            ));
+        }
+        drop(done_tx);
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        acceptors.abort_all();
+        while acceptors.join_next().await.is_some() {}
+        for path in &socket_paths {
+            if let Err(err) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot remove socket");
+            }
+        }
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await.is_err() {
+            tracing::warn!(
+                timeout_s = DRAIN_TIMEOUT.as_secs(),
+                "requests still in flight after the timeout; closing them"
+            );
+        }
+        tracing::info!("API stopped");
+    }
+}
+
+fn remove_socket_files(listeners: &[Listener]) {
+    for listener in listeners {
+        if let Listener::Unix { path, .. } = listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: Listener,
+    api: Api,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+) {
+    loop {
+        let accepted = match &listener {
+            Listener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| {
+                tokio::spawn(serve_connection(s, api.clone(), stop.clone(), done.clone()));
+            }),
+            Listener::Tcp { listener, .. } => listener.accept().await.map(|(s, _)| {
+                let _ = s.set_nodelay(true);
+                tokio::spawn(serve_connection(s, api.clone(), stop.clone(), done.clone()));
+            }),
+        };
+        if let Err(err) = accepted {
+            // Out of file descriptors and the like: wait, do not spin.
+            tracing::warn!(addr = %listener.addr(), error = %err, "cannot accept a connection");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn serve_connection<S>(
+    stream: S,
+    api: Api,
+    mut stop: watch::Receiver<bool>,
+    _done: mpsc::Sender<()>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(api.handle(request).await) }
+    });
+    let connection =
+        http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(connection);
+    let stopping = async move {
+        // Only the outcome matters; the guard must not live across an await.
+        let _ = stop.wait_for(|stopped| *stopped).await.map(|_| ());
+    };
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = stopping => {
+            connection.as_mut().graceful_shutdown();
+            connection.as_mut().await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
+}

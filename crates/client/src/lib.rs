@@ -1,0 +1,142 @@
+//! A Docker Engine API client, over a unix socket or TCP.
+//!
+//! [`Client::connect`] pings the daemon and negotiates the API version as the
+//! docker CLI does: the lower of the server's `Api-Version` and ours
+//! ([`API_VERSION`]); every later request is sent as `/vX.Y/...`. It works
+//! against `kiln daemon` and against `dockerd` alike. Answers are decoded
+//! into `kiln-api-types`; failures are [`ClientError`]s, with the daemon's
+//! own message for error answers.
+//!
+//! Async on tokio; a command-line caller runs it on a current-thread runtime,
+//! which starts in well under a millisecond.
+
+mod error;
+mod host;
+mod transport;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use kiln_api_types::{ApiVersion, ErrorResponse, SystemInfo, Version};
+
+pub use error::ClientError;
+pub use host::{Host, HostError};
+
+/// The newest API version this client speaks.
+pub const API_VERSION: ApiVersion = ApiVersion::new(1, 47);
+
+/// What a ping says about the daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ping {
+    /// The daemon's newest API version (`Api-Version`), when it says.
+    pub api_version: Option<ApiVersion>,
+    /// `Ostype`, such as `linux`.
+    pub os_type: Option<String>,
+    /// `Server`, such as `Kiln/0.1.0 (linux)` or `Docker/28.2.2 (linux)`.
+    pub server: Option<String>,
+}
+
+/// A connection target with a negotiated API version. Each request opens its
+/// own connection (a unix socket connect costs microseconds).
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: Host,
+    api_version: ApiVersion,
+    ping: Ping,
+}
+
+impl Client {
+    /// Ping `host` and negotiate the API version.
+    pub async fn connect(host: Host) -> Result<Client, ClientError> {
+        let ping = ping(&host).await?;
+        let api_version = negotiate(ping.api_version);
+        tracing::debug!(host = %host, api_version = %api_version, "connected");
+        Ok(Client { host, api_version, ping })
+    }
+
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The version requests are sent as.
+    pub fn api_version(&self) -> ApiVersion {
+        self.api_version
+    }
+
+    /// What the daemon said when we connected.
+    pub fn server_ping(&self) -> &Ping {
+        &self.ping
+    }
+
+    /// `GET /version`.
+    pub async fn version(&self) -> Result<Version, ClientError> {
+        self.get_json("/version").await
+    }
+
+    /// `GET /info`.
+    pub async fn info(&self) -> Result<SystemInfo, ClientError> {
+        self.get_json("/info").await
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let versioned = format!("/v{}{path}", self.api_version);
+        let (status, _, body) = transport::send(&self.host, Method::GET, &versioned).await?;
+        check_status(status, &body)?;
+        serde_json::from_slice(&body)
+            .map_err(|source| ClientError::Decode { path: versioned, source })
+    }
+}
+
+/// The version to speak with a daemon whose newest is `server`.
+fn negotiate(server: Option<ApiVersion>) -> ApiVersion {
+    server.map_or(API_VERSION, |server| server.min(API_VERSION))
+}
+
+async fn ping(host: &Host) -> Result<Ping, ClientError> {
+    let (status, headers, body) = transport::send(host, Method::GET, "/_ping").await?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let ping = Ping {
+        api_version: header("api-version").and_then(|v| v.parse().ok()),
+        os_type: header("ostype"),
+        server: header("server"),
+    };
+    // A daemon that refuses the ping may still say its version (as dockerd
+    // does with a too-old client); only a silent refusal is an error.
+    if ping.api_version.is_none() {
+        check_status(status, &body)?;
+    }
+    Ok(ping)
+}
+
+/// An error answer → [`ClientError::Api`] with the daemon's message.
+fn check_status(status: StatusCode, body: &Bytes) -> Result<(), ClientError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let message = serde_json::from_slice::<ErrorResponse>(body)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned());
+    Err(ClientError::Api { status, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_takes_the_lower_version() {
+        assert_eq!(negotiate(Some(ApiVersion::new(1, 41))), ApiVersion::new(1, 41));
+        assert_eq!(negotiate(Some(ApiVersion::new(1, 50))), API_VERSION);
+        assert_eq!(negotiate(None), API_VERSION);
+    }
+
+    #[test]
+    fn error_answers_carry_the_daemons_message() {
+        let body = Bytes::from_static(br#"{"message":"no such image: x"}"#);
+        let err = check_status(StatusCode::NOT_FOUND, &body).expect_err("404");
+        assert_eq!(err.to_string(), "no such image: x");
+        let err = check_status(StatusCode::BAD_GATEWAY, &Bytes::from_static(b"proxy says no\n"))
+            .expect_err("502");
+        assert_eq!(err.to_string(), "proxy says no");
+        assert!(check_status(StatusCode::OK, &Bytes::new()).is_ok());
+    }
+}

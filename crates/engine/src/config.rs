@@ -1,0 +1,32 @@
+//! Where the engine keeps its state.
+
+use std::path::PathBuf;
+
+/// The directories of one engine; `kiln daemon` fills them from its flags,
+/// `KILN_ROOT` and daemon.json.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Persistent state: content, snapshots, metadata (`/var/lib/kiln`).
+    pub root: PathBuf,
+    /// Runtime state, gone at reboot: sockets, pid files (`/run/kiln`).
+    pub exec_root: PathBuf,
+    /// Whether the daemon runs with debug logging (reported by `info`).
+    pub debug: bool,
+}
+
+impl Config {
+    /// The default persistent root.
+    pub const DEFAULT_ROOT: &'static str = "/var/lib/kiln";
+    /// The default runtime-state root.
+    pub const DEFAULT_EXEC_ROOT: &'static str = "/run/kiln";
+
+    pub fn new(root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Config {
+        Config { root: root.into(), exec_root: exec_root.into(), debug: false }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::new(Config::DEFAULT_ROOT, Config::DEFAULT_EXEC_ROOT)
+    }
+}

@@ -1,0 +1,107 @@
+//! The container engine: the state behind `kiln daemon`.
+//!
+//! [`Engine::open`] claims a state root (`/var/lib/kiln` by default) for this
+//! process alone, with a lock held for the engine's life, and creates the
+//! runtime-state dir (`/run/kiln`). Today it answers what the daemon is and
+//! where it runs ([`Engine::info`], [`Engine::version`]); containers, images,
+//! volumes and networks join it as they are built, each as its own module.
+//!
+//! The engine speaks its own types, never the wire format: `kiln-api-server`
+//! translates [`EngineInfo`] into the Docker Engine API. Nothing here forks:
+//! the daemon that hosts the engine is multi-threaded, so runtimes and shims
+//! run as separate processes.
+
+mod config;
+mod host;
+mod identity;
+mod info;
+mod lock;
+
+use std::path::PathBuf;
+
+use kiln_types::{ErrorKind, HasKind};
+
+pub use config::Config;
+pub use host::{CgroupVersion, HostFacts};
+pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, SecurityOption};
+
+/// The engine of one state root. Dropping it releases the root.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    id: String,
+    _lock: lock::RootLock,
+}
+
+/// Why [`Engine::open`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create directory {}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+}
+
+impl HasKind for OpenError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::CreateDir { source, .. } => io_kind(source),
+            Self::Lock(err) => err.kind(),
+            Self::Identity(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io_kind(err: &std::io::Error) -> ErrorKind {
+    match err.kind() {
+        std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        _ => ErrorKind::Internal,
+    }
+}
+
+pub use lock::LockError;
+
+impl Engine {
+    /// Create the root and exec-root dirs when missing (mode 0711), lock the
+    /// root for this process (`<root>/kiln.lock`, holding our pid), and load
+    /// or create the engine's id.
+    pub fn open(config: Config) -> Result<Engine, OpenError> {
+        for dir in [&config.root, &config.exec_root] {
+            create_dir(dir)?;
+        }
+        let lock = lock::RootLock::acquire(&config.root)?;
+        let id = identity::load_or_create(&config.root)?;
+        tracing::info!(root = %config.root.display(), exec_root = %config.exec_root.display(), id = %id, "engine opened");
+        Ok(Engine { config, id, _lock: lock })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What this engine is and where it runs. Host facts that cannot be read
+    /// are left empty rather than failing the call.
+    pub fn info(&self) -> EngineInfo {
+        info::collect(&self.config, &self.id)
+    }
+
+    /// The engine's version and build facts.
+    pub fn version(&self) -> EngineVersion {
+        info::version()
+    }
+}
+
+fn create_dir(path: &std::path::Path) -> Result<(), OpenError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(path)
+        .map_err(|source| OpenError::CreateDir { path: path.to_owned(), source })
+}

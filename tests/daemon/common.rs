@@ -1,0 +1,150 @@
+//! A daemon on a temp root, and a tiny raw HTTP client for its socket.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kiln_testing::{kiln_bin, ScratchDir};
+
+/// `kiln daemon --root R --exec-root E` on fresh temp dirs, killed on drop.
+pub struct TestDaemon {
+    pub dir: ScratchDir,
+    pub child: Option<Child>,
+}
+
+impl TestDaemon {
+    pub fn start() -> TestDaemon {
+        let dir = ScratchDir::new().expect("scratch dir");
+        let mut daemon = TestDaemon { dir, child: None };
+        daemon.child = Some(daemon.command().spawn().expect("spawn kiln daemon"));
+        daemon.wait_until_serving();
+        daemon
+    }
+
+    /// A `kiln daemon` command for this daemon's dirs, with an empty
+    /// daemon.json so that the host's /etc/kiln is never read.
+    pub fn command(&self) -> Command {
+        let config = self.dir.path().join("daemon.json");
+        std::fs::write(&config, "{}\n").expect("write daemon.json");
+        let mut cmd = Command::new(kiln_bin());
+        cmd.arg("daemon")
+            .arg("--root")
+            .arg(self.root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("--config-file")
+            .arg(config)
+            .env_remove("KILN_ROOT")
+            .env_remove("KILN_EXEC_ROOT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.exec_root().join("kiln.sock")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(self.socket()).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                let mut stderr = String::new();
+                if let Some(mut e) = self.child.as_mut().and_then(|c| c.stderr.take()) {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                panic!("kiln daemon exited ({status}) before serving: {stderr}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kiln daemon did not serve {} within 10 s",
+                self.host()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One raw HTTP/1.1 request over the socket.
+    pub fn request(&self, method: &str, path: &str) -> RawResponse {
+        raw_request(&self.socket(), method, path)
+    }
+
+    /// A `kiln --host <this daemon> ...` command.
+    pub fn kiln(&self) -> Command {
+        let mut cmd = Command::new(kiln_bin());
+        cmd.arg("--host").arg(self.host());
+        cmd
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Send SIGTERM to `pid`.
+pub fn terminate(pid: u32) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+}
+
+/// An answer: status, headers (names lower-case) and body.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+pub fn raw_request(socket: &Path, method: &str, path: &str) -> RawResponse {
+    let mut stream = UnixStream::connect(socket).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 answer");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header end");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawResponse { status, headers, body: body.to_owned() }
+}
