@@ -31,9 +31,7 @@ impl Compression {
 }
 
 /// The uncompressed stream of `reader`, and the compression that was found.
-pub(crate) fn decompress<'r>(
-    mut reader: impl Read + 'r,
-) -> io::Result<(Box<dyn Read + 'r>, Compression)> {
+pub fn decompress<'r>(mut reader: impl Read + 'r) -> io::Result<(Box<dyn Read + 'r>, Compression)> {
     let mut head = [0u8; 4];
     let mut len = 0;
     while len < head.len() {

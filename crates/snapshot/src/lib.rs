@@ -22,7 +22,7 @@ mod unpack;
 mod whiteout;
 
 pub use chain::{chain_id, chain_ids};
-pub use compression::Compression;
+pub use compression::{decompress, Compression};
 pub use copy::materialize;
 pub use error::SnapshotError;
 pub use overlay::{plan_mount, MountSpec, UpperDirs, MAX_OPTIONS_LEN};
