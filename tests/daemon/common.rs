@@ -64,7 +64,7 @@ impl TestDaemon {
         self.child.as_ref().expect("daemon running").id()
     }
 
-    fn wait_until_serving(&mut self) {
+    pub fn wait_until_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(self.socket()).is_err() {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -147,4 +147,87 @@ pub fn raw_request(socket: &Path, method: &str, path: &str) -> RawResponse {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     RawResponse { status, headers, body: body.to_owned() }
+}
+
+/// A finished `kiln` or `docker` command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command) -> Run {
+        let output = cmd.output().expect("run command");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The stdout of a command that must succeed.
+    pub fn ok(cmd: &mut Command) -> String {
+        let run = Run::of(cmd);
+        assert_eq!(run.code, Some(0), "{cmd:?} failed: {}{}", run.stdout, run.stderr);
+        run.stdout
+    }
+}
+
+impl TestDaemon {
+    /// `kiln --host <this daemon> ARGS`, which must succeed; its stdout.
+    pub fn kiln_ok(&self, args: &[&str]) -> String {
+        Run::ok(self.kiln().args(args))
+    }
+
+    /// `kiln --host <this daemon> ARGS`, finished.
+    pub fn kiln_run(&self, args: &[&str]) -> Run {
+        Run::of(self.kiln().args(args))
+    }
+
+    /// `kiln images --format '{{.Repository}}:{{.Tag}}'`, lines sorted.
+    pub fn image_names(&self) -> Vec<String> {
+        let text = self.kiln_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+        let mut names: Vec<String> = text.lines().map(str::to_owned).collect();
+        names.sort();
+        names
+    }
+
+    /// Import a busybox rootfs as `reference` with `CMD ["sh"]`; its id.
+    pub fn import_busybox(&self, reference: &str) -> String {
+        let tar = busybox_rootfs_tar(self.dir.path());
+        let out = self.kiln_ok(&[
+            "import",
+            "--change",
+            r#"CMD ["sh"]"#,
+            "-m",
+            "imported by a test",
+            tar.to_str().expect("utf-8 path"),
+            reference,
+        ]);
+        let id = out.trim().to_owned();
+        assert!(id.starts_with("sha256:") && id.len() == 71, "import printed {out:?}");
+        id
+    }
+}
+
+/// A busybox root filesystem as a tar in `dir` (made once per dir).
+pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
+    let tar = dir.join("busybox-rootfs.tar");
+    if tar.exists() {
+        return tar;
+    }
+    let rootfs = dir.join("busybox-rootfs");
+    kiln_testing::build_busybox_rootfs(&rootfs).expect("busybox rootfs");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar failed");
+    tar
 }

@@ -39,6 +39,16 @@ impl ApiError {
         ApiError { status: status_for(err.kind()), message }
     }
 
+    /// A bad parameter (400) with dockerd's message.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    /// A fault of ours (500).
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+
     /// dockerd's answer for a path no route matches.
     pub fn page_not_found() -> ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: "page not found".to_owned() }

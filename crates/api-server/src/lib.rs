@@ -6,6 +6,9 @@
 //!   call one [`kiln_engine::Engine`] method, translate the engine's types
 //!   into `kiln-api-types` and encode. Docker API quirks live here only,
 //!   tagged `docker-compat:`.
+//! - Images (`/images/...`): blocking engine work runs on tokio's blocking
+//!   threads; archives stream both ways through small channels, never whole
+//!   in memory.
 //! - [`Server`]: listeners (unix socket, TCP) and connections, with a
 //!   graceful shutdown that finishes in-flight requests and removes the
 //!   socket file.
@@ -16,10 +19,13 @@
 
 pub mod daemon;
 mod error;
+mod image;
 mod listen;
+mod query;
 mod reply;
 mod route;
 mod server;
+mod stream;
 mod system;
 pub mod versioning;
 

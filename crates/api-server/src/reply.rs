@@ -49,6 +49,13 @@ pub fn with_type(
     response
 }
 
+/// An answer with no body (`201 Created` of a tag).
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
 /// An empty answer that still says what a GET would have sent (HEAD).
 pub fn head(content_type: &'static str) -> Response<Body> {
     let mut response = with_type(StatusCode::OK, content_type, Bytes::new());

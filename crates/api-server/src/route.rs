@@ -3,11 +3,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{Method, Request, Response};
+use hyper::body::Body as HttpBody;
 use kiln_engine::Engine;
 
 use crate::error::ApiError;
+use crate::image;
+use crate::query::{self, Query};
 use crate::reply::{self, Body};
+use crate::stream::body_reader;
 use crate::system;
 use crate::versioning;
 
@@ -19,12 +24,25 @@ pub struct Api {
 }
 
 /// The endpoints we serve, by their path after the version prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     Ping,
     PingHead,
     Version,
     Info,
+    DiskUsage,
+    ImageList,
+    ImageLoad,
+    ImageCreate,
+    ImagePrune,
+    /// `GET /images/get?names=…`.
+    ImageSaveMany,
+    ImageInspect(String),
+    ImageHistory(String),
+    ImageTag(String),
+    /// `GET /images/{name}/get`.
+    ImageSave(String),
+    ImageDelete(String),
 }
 
 /// The route of a method and (unversioned) path, if any.
@@ -34,9 +52,34 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::HEAD, "/_ping") => Route::PingHead,
         (&Method::GET, "/version") => Route::Version,
         (&Method::GET, "/info") => Route::Info,
-        _ => return None,
+        (&Method::GET, "/system/df") => Route::DiskUsage,
+        (&Method::GET, "/images/json") => Route::ImageList,
+        (&Method::POST, "/images/load") => Route::ImageLoad,
+        (&Method::POST, "/images/create") => Route::ImageCreate,
+        (&Method::POST, "/images/prune") => Route::ImagePrune,
+        (&Method::GET, "/images/get") => Route::ImageSaveMany,
+        _ => return image_route(method, path.strip_prefix("/images/")?),
     };
     Some(route)
+}
+
+/// `/images/{name}/…`: image names may hold `/` (`localhost:5000/a/b:1`),
+/// so the route is told by its suffix and the name is what precedes it.
+fn image_route(method: &Method, rest: &str) -> Option<Route> {
+    let name = |suffix: &str| {
+        rest.strip_suffix(suffix)
+            .filter(|name| !name.is_empty())
+            .map(|name| query::decode(name, false))
+    };
+    match *method {
+        Method::GET => name("/json")
+            .map(Route::ImageInspect)
+            .or_else(|| name("/history").map(Route::ImageHistory))
+            .or_else(|| name("/get").map(Route::ImageSave)),
+        Method::POST => name("/tag").map(Route::ImageTag),
+        Method::DELETE => name("").map(Route::ImageDelete),
+        _ => None,
+    }
 }
 
 impl Api {
@@ -49,12 +92,17 @@ impl Api {
     }
 
     /// Answer one request. Never fails: errors become `{"message": ...}`
-    /// answers with their status.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+    /// answers with their status. Request bodies (archives to load or
+    /// import) stream to the engine as they arrive.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let mut response = self.dispatch(&method, &path).unwrap_or_else(|err| reply::error(&err));
+        let mut response = self.dispatch(request).await.unwrap_or_else(|err| reply::error(&err));
         reply::add_common_headers(&mut response);
         let status = response.status().as_u16();
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -66,16 +114,35 @@ impl Api {
         response
     }
 
-    fn dispatch(&self, method: &Method, path: &str) -> Result<Response<Body>, ApiError> {
-        let (requested, rest) = versioning::split_version(path);
+    async fn dispatch<B>(&self, request: Request<B>) -> Result<Response<Body>, ApiError>
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        let (requested, rest) = versioning::split_version(request.uri().path());
         // As dockerd: an unknown path is 404 whatever version it names.
-        let route = route(method, rest).ok_or_else(ApiError::page_not_found)?;
+        let route = route(request.method(), rest).ok_or_else(ApiError::page_not_found)?;
         let version = versioning::negotiate(requested)?;
+        let query = Query::parse(request.uri().query());
+        let engine = Arc::clone(&self.engine);
         let response = match route {
             Route::Ping => system::ping(),
             Route::PingHead => system::ping_head(),
             Route::Version => system::version(&self.engine, version),
             Route::Info => system::info(&self.engine, version),
+            Route::DiskUsage => image::disk_usage(engine).await?,
+            Route::ImageList => image::list(engine, &query).await?,
+            Route::ImageInspect(name) => image::inspect(engine, name).await?,
+            Route::ImageHistory(name) => image::history(engine, name).await?,
+            Route::ImageTag(name) => image::tag(engine, name, &query).await?,
+            Route::ImageDelete(name) => image::remove(engine, name, &query).await?,
+            Route::ImageSave(name) => image::save(engine, vec![name]).await?,
+            Route::ImagePrune => image::prune(engine, &query).await?,
+            Route::ImageSaveMany => image::save(engine, query.all("names")).await?,
+            Route::ImageLoad => image::load(engine, body_reader(request.into_body())).await?,
+            Route::ImageCreate => {
+                image::create(engine, &query, body_reader(request.into_body())).await?
+            }
         };
         Ok(response)
     }
@@ -100,7 +167,11 @@ mod tests {
     }
 
     async fn call(api: &Api, method: Method, path: &str) -> (u16, http::HeaderMap, String) {
-        let request = Request::builder().method(method).uri(path).body(()).expect("request");
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(http_body_util::Empty::<Bytes>::new())
+            .expect("request");
         let response = api.handle(request).await;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -118,6 +189,26 @@ mod tests {
         assert_eq!(route(&Method::HEAD, "/_ping"), Some(Route::PingHead));
         assert_eq!(route(&Method::POST, "/info"), None);
         assert_eq!(route(&Method::GET, "/nope"), None);
+        assert_eq!(route(&Method::GET, "/images/json"), Some(Route::ImageList));
+        assert_eq!(
+            route(&Method::GET, "/images/localhost:5000/a/b:1/json"),
+            Some(Route::ImageInspect("localhost:5000/a/b:1".into()))
+        );
+        assert_eq!(route(&Method::DELETE, "/images/a%2Fb"), Some(Route::ImageDelete("a/b".into())));
+        assert_eq!(route(&Method::GET, "/images/x/get"), Some(Route::ImageSave("x".into())));
+        assert_eq!(route(&Method::POST, "/images/x/tag"), Some(Route::ImageTag("x".into())));
+        assert_eq!(route(&Method::GET, "/images//json"), None);
+    }
+
+    #[test]
+    fn an_unknown_image_is_dockers_404() {
+        let f = fixture();
+        let (status, _, body) = block_on(call(&f.api, Method::GET, "/images/nope:1/json"));
+        assert_eq!((status, body.as_str()), (404, "{\"message\":\"No such image: nope:1\"}\n"));
+        let (status, _, body) = block_on(call(&f.api, Method::GET, "/images/json"));
+        assert_eq!((status, body.as_str()), (200, "[]\n"));
+        let (status, _, _) = block_on(call(&f.api, Method::GET, "/images/get?names=nope"));
+        assert_eq!(status, 404);
     }
 
     #[test]

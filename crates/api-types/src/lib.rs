@@ -10,8 +10,15 @@
 
 mod api_version;
 mod error;
+mod image;
 mod system;
 
 pub use api_version::{ApiVersion, ApiVersionError};
 pub use error::ErrorResponse;
-pub use system::{ComponentVersion, Platform, RuntimeInfo, SwarmInfo, SystemInfo, Version};
+pub use image::{
+    DeleteItem, EmptyObject, ErrorDetail, GraphDriver, Healthcheck, HistoryItem, ImageConfig,
+    ImageInspect, ImageMetadata, ImagePruneResponse, ImageSummary, JsonMessage, RootFs,
+};
+pub use system::{
+    ComponentVersion, DiskUsage, Platform, RuntimeInfo, SwarmInfo, SystemInfo, Version,
+};

@@ -148,3 +148,16 @@ mod tests {
         assert!(json.get("BuildTime").is_none());
     }
 }
+
+/// The answer of `GET /system/df` (swagger: `SystemDataUsageResponse`).
+/// Containers, volumes and build cache are listed as dockerd sends them;
+/// Kiln has none of them yet, so they stay empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiskUsage {
+    pub layers_size: i64,
+    pub images: Vec<crate::ImageSummary>,
+    pub containers: Vec<serde_json::Value>,
+    pub volumes: Vec<serde_json::Value>,
+    pub build_cache: Vec<serde_json::Value>,
+}

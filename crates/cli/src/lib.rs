@@ -1,4 +1,5 @@
-//! Kiln's Docker-compatible commands (`kiln version`, `kiln info`, …).
+//! Kiln's Docker-compatible commands (`kiln version`, `kiln info`,
+//! `kiln images`, `kiln load`, …).
 //!
 //! Every command is an API client: it finds the daemon ([`target`]), talks
 //! to it through `kiln-client` and prints what the API says in Docker's
@@ -7,7 +8,12 @@
 //! so a fresh machine needs no set-up step. This crate never sees the engine.
 
 pub mod autostart;
+mod disk_usage;
 mod format;
+mod image_archive;
+mod image_inspect;
+mod image_list;
+mod image_tag;
 mod info;
 mod output;
 pub mod target;
@@ -34,6 +40,64 @@ pub enum Command {
     Version(version::VersionArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// List images
+    Images(image_list::ListArgs),
+    /// Manage images
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Show the history of an image
+    History(image_inspect::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image_tag::TagArgs),
+    /// Remove one or more images
+    Rmi(image_tag::RemoveArgs),
+    /// Manage Kiln
+    System {
+        #[command(subcommand)]
+        command: SystemCommand,
+    },
+    /// Load an image from a tar archive or STDIN
+    Load(image_archive::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image_archive::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(image_archive::ImportArgs),
+}
+
+/// `kiln system …`.
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Show disk usage
+    Df(disk_usage::DiskUsageArgs),
+    /// Display system-wide information
+    Info(info::InfoArgs),
+}
+
+/// `kiln image …`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(image_list::ListArgs),
+    /// Display detailed information on one or more images
+    Inspect(image_inspect::InspectArgs),
+    /// Show the history of an image
+    History(image_inspect::HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image_tag::TagArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove")]
+    Rm(image_tag::RemoveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(image_archive::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(image_archive::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(image_archive::ImportArgs),
+    /// Remove unused images
+    Prune(image_tag::PruneArgs),
 }
 
 /// Help text on where the CLI looks for the daemon, for `kiln --help`.
@@ -61,7 +125,39 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
     let result = runtime.block_on(async {
         match command {
             Command::Version(args) => version::run(global, &args).await,
-            Command::Info(args) => info::run(global, &args).await,
+            Command::Info(args) | Command::System { command: SystemCommand::Info(args) } => {
+                info::run(global, &args).await
+            }
+            Command::System { command: SystemCommand::Df(args) } => {
+                disk_usage::run(global, &args).await
+            }
+            Command::Images(args) | Command::Image { command: ImageCommand::Ls(args) } => {
+                image_list::run(global, &args).await
+            }
+            Command::Image { command: ImageCommand::Inspect(args) } => {
+                image_inspect::inspect(global, &args).await
+            }
+            Command::History(args) | Command::Image { command: ImageCommand::History(args) } => {
+                image_inspect::history(global, &args).await
+            }
+            Command::Tag(args) | Command::Image { command: ImageCommand::Tag(args) } => {
+                image_tag::tag(global, &args).await
+            }
+            Command::Rmi(args) | Command::Image { command: ImageCommand::Rm(args) } => {
+                image_tag::remove(global, &args).await
+            }
+            Command::Load(args) | Command::Image { command: ImageCommand::Load(args) } => {
+                image_archive::load(global, &args).await
+            }
+            Command::Save(args) | Command::Image { command: ImageCommand::Save(args) } => {
+                image_archive::save(global, &args).await
+            }
+            Command::Import(args) | Command::Image { command: ImageCommand::Import(args) } => {
+                image_archive::import(global, &args).await
+            }
+            Command::Image { command: ImageCommand::Prune(args) } => {
+                image_tag::prune(global, &args).await
+            }
         }
     });
     match result {
@@ -75,9 +171,11 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
 
 /// One line for the terminal, Docker's way: the daemon's own message after
 /// "Error response from daemon:", anything else as "Error:" and its causes.
-fn error_line(err: &anyhow::Error) -> String {
+pub(crate) fn error_line(err: &anyhow::Error) -> String {
     match err.downcast_ref::<ClientError>() {
-        Some(ClientError::Api { message, .. }) => format!("Error response from daemon: {message}"),
+        Some(ClientError::Api { message, .. } | ClientError::Stream { message }) => {
+            format!("Error response from daemon: {message}")
+        }
         Some(connect @ ClientError::Connect { source, .. }) => {
             format!("Error: {connect} ({})", connect_reason(source))
         }

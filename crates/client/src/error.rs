@@ -23,6 +23,15 @@ pub enum ClientError {
     /// The daemon answered with an error; the message is its own.
     #[error("{message}")]
     Api { status: StatusCode, message: String },
+    /// The daemon reported an error inside a message stream (load, import).
+    #[error("{message}")]
+    Stream { message: String },
+    /// Writing what the daemon sent (a saved archive) failed.
+    #[error("cannot write the output")]
+    Output {
+        #[source]
+        source: std::io::Error,
+    },
     /// The answer did not have the expected shape.
     #[error("cannot decode the answer to {path}")]
     Decode {

@@ -5,21 +5,24 @@
 //! ([`API_VERSION`]); every later request is sent as `/vX.Y/...`. It works
 //! against `kiln daemon` and against `dockerd` alike. Answers are decoded
 //! into `kiln-api-types`; failures are [`ClientError`]s, with the daemon's
-//! own message for error answers.
+//! own message for error answers. Archives (`load`, `save`, `import`)
+//! stream in both directions, never whole in memory.
 //!
 //! Async on tokio; a command-line caller runs it on a current-thread runtime,
 //! which starts in well under a millisecond.
 
 mod error;
 mod host;
+mod image;
 mod transport;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use kiln_api_types::{ApiVersion, ErrorResponse, SystemInfo, Version};
+use kiln_api_types::{ApiVersion, DiskUsage, ErrorResponse, SystemInfo, Version};
 
 pub use error::ClientError;
 pub use host::{Host, HostError};
+pub use image::{split_tag, ImageListOptions, ImportOptions};
 
 /// The newest API version this client speaks.
 pub const API_VERSION: ApiVersion = ApiVersion::new(1, 47);
@@ -77,12 +80,35 @@ impl Client {
         self.get_json("/info").await
     }
 
+    /// `GET /system/df`.
+    pub async fn disk_usage(&self) -> Result<DiskUsage, ClientError> {
+        self.get_json("/system/df").await
+    }
+
+    /// `path` with the negotiated version in front.
+    fn versioned(&self, path: &str) -> String {
+        format!("/v{}{path}", self.api_version)
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let versioned = format!("/v{}{path}", self.api_version);
-        let (status, _, body) = transport::send(&self.host, Method::GET, &versioned).await?;
+        let body = self.call(Method::GET, path).await?;
+        self.decode(path, &body)
+    }
+
+    /// A bodiless request; the answer's body, or the daemon's error.
+    async fn call(&self, method: Method, path: &str) -> Result<Bytes, ClientError> {
+        let (status, _, body) = transport::send(&self.host, method, &self.versioned(path)).await?;
         check_status(status, &body)?;
-        serde_json::from_slice(&body)
-            .map_err(|source| ClientError::Decode { path: versioned, source })
+        Ok(body)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Bytes,
+    ) -> Result<T, ClientError> {
+        serde_json::from_slice(body)
+            .map_err(|source| ClientError::Decode { path: self.versioned(path), source })
     }
 }
 

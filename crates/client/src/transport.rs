@@ -1,15 +1,73 @@
 //! One HTTP/1.1 exchange over a fresh connection.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Empty};
+use hyper::body::{Body as HttpBody, Frame, Incoming};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::ClientError;
 use crate::host::Host;
 
 const USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
+
+/// Bytes read at a time from a request body's source.
+const CHUNK: usize = 256 * 1024;
+
+/// The body of a request.
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, io::Error>;
+
+/// No body.
+pub(crate) fn empty() -> RequestBody {
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body streamed from `reader` as it is read (chunked transfer).
+pub(crate) fn from_reader(reader: impl AsyncRead + Send + Unpin + 'static) -> RequestBody {
+    ReaderBody { reader, buf: vec![0; CHUNK].into_boxed_slice(), done: false }.boxed_unsync()
+}
+
+struct ReaderBody<R> {
+    reader: R,
+    buf: Box<[u8]>,
+    done: bool,
+}
+
+impl<R: AsyncRead + Unpin> HttpBody for ReaderBody<R> {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let mut buf = ReadBuf::new(&mut this.buf);
+        match Pin::new(&mut this.reader).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(err)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(err)))
+            }
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(buf.filled())))))
+            }
+        }
+    }
+}
 
 /// Send a bodiless request and read the whole answer.
 pub(crate) async fn send(
@@ -17,18 +75,33 @@ pub(crate) async fn send(
     method: Method,
     path: &str,
 ) -> Result<(StatusCode, HeaderMap, Bytes), ClientError> {
+    let response = send_streaming(host, method, path, empty()).await?;
+    let (parts, body) = response.into_parts();
+    let http_err = |source| ClientError::Http { host: host.clone(), source };
+    let body = body.collect().await.map_err(http_err)?.to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+/// Send a request with `body` and return the answer as soon as its head
+/// arrives; its body streams from the connection.
+pub(crate) async fn send_streaming(
+    host: &Host,
+    method: Method,
+    path: &str,
+    body: RequestBody,
+) -> Result<Response<Incoming>, ClientError> {
     let connect_err = |source| ClientError::Connect { host: host.clone(), source };
     match host {
         Host::Unix(path_on_disk) => {
             let stream =
                 tokio::net::UnixStream::connect(path_on_disk).await.map_err(connect_err)?;
-            exchange(stream, host, "api.kiln.localhost", method, path).await
+            exchange(stream, host, "api.kiln.localhost", method, path, body).await
         }
         Host::Tcp(addr) => {
             let stream =
                 tokio::net::TcpStream::connect(addr.as_str()).await.map_err(connect_err)?;
             let _ = stream.set_nodelay(true);
-            exchange(stream, host, addr, method, path).await
+            exchange(stream, host, addr, method, path, body).await
         }
     }
 }
@@ -39,14 +112,16 @@ async fn exchange<S>(
     authority: &str,
     method: Method,
     path: &str,
-) -> Result<(StatusCode, HeaderMap, Bytes), ClientError>
+    body: RequestBody,
+) -> Result<Response<Incoming>, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let http_err = |source| ClientError::Http { host: host.clone(), source };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http_err)?;
-    let driver = tokio::spawn(async move {
+    // The connection ends by itself once the answer is read and the sender dropped.
+    tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
@@ -56,12 +131,7 @@ where
         .uri(path)
         .header(http::header::HOST, authority)
         .header(http::header::USER_AGENT, USER_AGENT)
-        .body(Empty::<Bytes>::new())
+        .body(body)
         .map_err(|source| ClientError::Request { path: path.to_owned(), source })?;
-    let response = sender.send_request(request).await.map_err(http_err)?;
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.map_err(http_err)?.to_bytes();
-    drop(sender);
-    driver.abort();
-    Ok((parts.status, parts.headers, body))
+    sender.send_request(request).await.map_err(http_err)
 }

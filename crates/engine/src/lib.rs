@@ -2,9 +2,12 @@
 //!
 //! [`Engine::open`] claims a state root (`/var/lib/kiln` by default) for this
 //! process alone, with a lock held for the engine's life, and creates the
-//! runtime-state dir (`/run/kiln`). Today it answers what the daemon is and
-//! where it runs ([`Engine::info`], [`Engine::version`]); containers, images,
-//! volumes and networks join it as they are built, each as its own module.
+//! runtime-state dir (`/run/kiln`). It opens the stores under the root
+//! (`content/` blobs, `snapshots/` unpacked layers, `kiln.db` metadata),
+//! answers what the daemon is and where it runs ([`Engine::info`],
+//! [`Engine::version`]) and serves images ([`Engine::images`]: list,
+//! inspect, history, tag, remove, load, save, import). Containers, volumes
+//! and networks join it as they are built, each as its own module.
 //!
 //! The engine speaks its own types, never the wire format: `kiln-api-server`
 //! translates [`EngineInfo`] into the Docker Engine API. Nothing here forks:
@@ -12,17 +15,25 @@
 //! run as separate processes.
 
 mod config;
+mod glob;
 mod host;
 mod identity;
+mod images;
 mod info;
 mod lock;
+mod time;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kiln_types::{ErrorKind, HasKind};
 
 pub use config::Config;
 pub use host::{CgroupVersion, HostFacts};
+pub use images::{
+    ContainerConfig, Deleted, Healthcheck, History, HistoryEntry, ImageDetails, ImageDiskUsage,
+    ImageError, ImageFilter, ImageSummary, Images, ImportRequest, LoadedImage,
+};
 pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, SecurityOption};
 
 /// The engine of one state root. Dropping it releases the root.
@@ -30,6 +41,7 @@ pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, Securit
 pub struct Engine {
     config: Config,
     id: String,
+    images: Images,
     _lock: lock::RootLock,
 }
 
@@ -46,6 +58,18 @@ pub enum OpenError {
     Lock(#[from] lock::LockError),
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
+    #[error("cannot open the content store")]
+    Content(#[source] kiln_content::ContentError),
+    #[error("cannot open the snapshot store")]
+    Snapshots(#[source] kiln_snapshot::SnapshotError),
+    #[error("cannot open the metadata database {}", .path.display())]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::DatabaseError>,
+    },
+    #[error("cannot open the image metadata")]
+    Metadata(#[source] kiln_image::MetadataError),
 }
 
 impl HasKind for OpenError {
@@ -53,7 +77,11 @@ impl HasKind for OpenError {
         match self {
             Self::CreateDir { source, .. } => io_kind(source),
             Self::Lock(err) => err.kind(),
-            Self::Identity(_) => ErrorKind::Internal,
+            Self::Identity(_)
+            | Self::Content(_)
+            | Self::Snapshots(_)
+            | Self::Database { .. }
+            | Self::Metadata(_) => ErrorKind::Internal,
         }
     }
 }
@@ -70,15 +98,34 @@ pub use lock::LockError;
 impl Engine {
     /// Create the root and exec-root dirs when missing (mode 0711), lock the
     /// root for this process (`<root>/kiln.lock`, holding our pid), and load
-    /// or create the engine's id.
+    /// or create the engine's id. Then open the stores under the root,
+    /// removing blob ingests a killed daemon left behind.
     pub fn open(config: Config) -> Result<Engine, OpenError> {
         for dir in [&config.root, &config.exec_root] {
             create_dir(dir)?;
         }
         let lock = lock::RootLock::acquire(&config.root)?;
         let id = identity::load_or_create(&config.root)?;
+        let root = std::path::absolute(&config.root)
+            .map_err(|source| OpenError::CreateDir { path: config.root.clone(), source })?;
+        let content =
+            kiln_content::Store::open(&root.join("content")).map_err(OpenError::Content)?;
+        content.gc_ingests().map_err(OpenError::Content)?;
+        let snapshots = kiln_snapshot::Snapshots::open(&root.join("snapshots"))
+            .map_err(OpenError::Snapshots)?;
+        let db_path = root.join("kiln.db");
+        let database = redb::Database::create(&db_path)
+            .map_err(|source| OpenError::Database { path: db_path, source: Box::new(source) })?;
+        let metadata =
+            kiln_image::Metadata::with_database(Arc::new(database)).map_err(OpenError::Metadata)?;
+        let images = Images::new(content, snapshots, metadata);
         tracing::info!(root = %config.root.display(), exec_root = %config.exec_root.display(), id = %id, "engine opened");
-        Ok(Engine { config, id, _lock: lock })
+        Ok(Engine { config, id, images, _lock: lock })
+    }
+
+    /// The image service.
+    pub fn images(&self) -> &Images {
+        &self.images
     }
 
     pub fn config(&self) -> &Config {
@@ -88,7 +135,12 @@ impl Engine {
     /// What this engine is and where it runs. Host facts that cannot be read
     /// are left empty rather than failing the call.
     pub fn info(&self) -> EngineInfo {
-        info::collect(&self.config, &self.id)
+        let mut info = info::collect(&self.config, &self.id);
+        match self.images.count() {
+            Ok(count) => info.images = count,
+            Err(err) => tracing::warn!(error = %err, "cannot count images"),
+        }
+        info
     }
 
     /// The engine's version and build facts.
