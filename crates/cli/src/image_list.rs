@@ -136,7 +136,8 @@ pub fn short_id(id: &str, trunc: bool) -> String {
     id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
 }
 
-/// Go's `time.Time.String()` of a Unix time, in UTC.
+/// Go's `time.Time.String()` of a Unix time, in UTC. (The CLI sees only
+/// api-types and client, so it keeps its own calendar arithmetic.)
 fn created_at(created: i64) -> String {
     let days = created.div_euclid(86_400);
     let rem = created.rem_euclid(86_400);

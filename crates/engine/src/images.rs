@@ -17,7 +17,7 @@ use kiln_snapshot::Snapshots;
 use kiln_types::{Digest, ErrorKind, HasKind, ImageRef, ReferenceError};
 
 use crate::glob::glob_match;
-use crate::time::rfc3339_to_unix;
+use kiln_types::time::parse_rfc3339 as rfc3339_to_unix;
 
 pub use kiln_image::{ContainerConfig, Healthcheck, History};
 

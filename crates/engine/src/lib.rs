@@ -21,7 +21,6 @@ mod identity;
 mod images;
 mod info;
 mod lock;
-mod time;
 
 use std::path::PathBuf;
 use std::sync::Arc;

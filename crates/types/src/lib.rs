@@ -8,6 +8,7 @@ mod container_id;
 mod digest;
 mod error_kind;
 mod reference;
+pub mod time;
 
 pub use container_id::{ContainerId, ContainerIdError};
 pub use digest::{Algorithm, Digest, DigestError};
