@@ -45,6 +45,12 @@ fn main() -> ExitCode {
         let args = runtime_cli::RuntimeArgs::parse_from(std::env::args_os());
         return runtime_cli::main(args);
     }
+    // `kiln runtime …` is on every container's start path: parse only the
+    // runtime's arguments, not the whole command tree (same result, less work).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "runtime") {
+        let args = std::iter::once("kiln runtime".into()).chain(std::env::args_os().skip(2));
+        return runtime_cli::main(runtime_cli::RuntimeArgs::parse_from(args));
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Runtime(args) => runtime_cli::main(args),
