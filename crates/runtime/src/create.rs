@@ -310,16 +310,35 @@ pub(crate) fn spawn_init(
     // share the socket): hold its requests until the pid is known.
     let mut deferred: Vec<Msg> = Vec::new();
     loop {
-        let msg = match init_pid.and(deferred.pop()) {
+        // Lazily: `and` would pop (and lose) a held message before the pid
+        // is known. Held messages go out in the order they came.
+        let held = if init_pid.is_some() && !deferred.is_empty() {
+            Some(deferred.remove(0))
+        } else {
+            None
+        };
+        let msg = match held {
             Some(msg) => Some(msg),
             None => parent.recv().map_err(RuntimeError::system("sync with container init"))?,
         };
         match msg {
             None => {
+                let how = |pid: Pid| match nix::sys::wait::waitpid(
+                    pid,
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                ) {
+                    Ok(status) => format!("{status:?}"),
+                    Err(e) => e.to_string(),
+                };
+                let detail = format!(
+                    "stage1 {}; init {}",
+                    how(stage1),
+                    init_pid.map_or("unknown".to_owned(), |p| how(Pid::from_raw(p)))
+                );
                 return Err(RuntimeError::Init {
-                    message: "container init exited unexpectedly".into(),
+                    message: format!("container init exited unexpectedly ({detail})"),
                     exit_code: 1,
-                })
+                });
             }
             Some(Msg::NeedIdMaps) => {
                 write_id_maps(stage1, &uid_maps, &gid_maps)?;

@@ -375,6 +375,7 @@ fn open_console(
 
 fn reset_signals() {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    kiln_sys::process::reset_signal_dispositions();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 

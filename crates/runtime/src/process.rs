@@ -33,7 +33,7 @@ pub(crate) fn find_executable(name: &str, env: &[String]) -> SetupResult<PathBuf
                 exit_code: 126,
             }),
             Ok(_) => Ok(path),
-            Err(e) => Err(not_found(format!("exec: {name:?}: stat {name}: {e}"))),
+            Err(e) => Err(not_found(format!("exec: {name:?}: stat {name}: {}", os_error_text(&e)))),
         };
     }
     let search = env_value(env, "PATH").unwrap_or(DEFAULT_PATH);
@@ -47,6 +47,21 @@ pub(crate) fn find_executable(name: &str, env: &[String]) -> SetupResult<PathBuf
         }
     }
     Err(not_found(format!("exec: {name:?}: executable file not found in $PATH")))
+}
+
+/// An I/O error in Go's words, as Docker prints them: `no such file or
+/// directory`, not `No such file or directory (os error 2)`.
+fn os_error_text(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(code) => {
+            let desc = nix::errno::Errno::from_raw(code).desc();
+            let mut chars = desc.chars();
+            chars
+                .next()
+                .map_or_else(String::new, |first| first.to_lowercase().chain(chars).collect())
+        }
+        None => err.to_string(),
+    }
 }
 
 fn is_executable(meta: &std::fs::Metadata) -> bool {

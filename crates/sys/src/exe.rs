@@ -68,10 +68,14 @@ fn readonly_view() -> io::Result<OwnedFd> {
         return Err(io::Error::new(io::ErrorKind::NotFound, "binary was replaced"));
     }
     let own_ns = std::fs::File::open("/proc/self/ns/mnt")?;
+    // setns into a mount namespace moves the cwd to its root: keep ours, so
+    // relative paths in the re-executed arguments still resolve.
+    let cwd = std::fs::File::open(".")?;
     unshare(CloneFlags::CLONE_NEWNS)?;
     let view = bind_readonly(&path);
     // Back to the namespace we came from, whatever happened.
     setns(own_ns.as_fd(), CloneFlags::CLONE_NEWNS)?;
+    nix::unistd::fchdir(cwd.as_fd())?;
     view
 }
 

@@ -9,5 +9,6 @@
 pub mod caps;
 pub mod exe;
 pub mod fd_passing;
+pub mod memory;
 pub mod process;
 pub mod tty;

@@ -96,6 +96,36 @@ pub fn send_signal(pid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Puts every signal whose action can be changed back to its default, as a
+/// new program expects. Rust's start-up leaves SIGPIPE ignored, and ignored
+/// signals stay ignored across `execve`: without this a container's
+/// `yes | head` would see EPIPE instead of dying of SIGPIPE.
+pub fn reset_signal_dispositions() {
+    let (_, last) = realtime_signals();
+    for signal in 1..=last {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // The raw call: libc's wrapper refuses the two signals it keeps
+        // for itself (32, 33), which an ignoring parent may still have set.
+        // An all-zero kernel sigaction is SIG_DFL, no flags, empty mask.
+        let action = [0u64; 4];
+        // SAFETY: rt_sigaction reads `action` (valid for its size, larger
+        // than the kernel's struct) and writes nothing back (old = null).
+        // SIG_DFL installs no handler of ours, so no code of this process
+        // can run on a signal. Refused numbers fail harmlessly.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                action.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
+        }
+    }
+}
+
 /// The lowest and highest real-time signal numbers.
 pub fn realtime_signals() -> (i32, i32) {
     (libc::SIGRTMIN(), libc::SIGRTMAX())
