@@ -5,6 +5,7 @@
 
 mod daemon_cli;
 mod runtime_cli;
+mod shim_cli;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     Runtime(runtime_cli::RuntimeArgs),
     /// Run the Kiln daemon: the engine and the Docker Engine API
     Daemon(daemon_cli::DaemonArgs),
+    /// The per-container supervisor, started by the daemon
+    #[command(hide = true)]
+    Shim(shim_cli::ShimArgs),
     #[command(flatten)]
     Docker(kiln_cli::Command),
 }
@@ -51,10 +55,17 @@ fn main() -> ExitCode {
         let args = std::iter::once("kiln runtime".into()).chain(std::env::args_os().skip(2));
         return runtime_cli::main(runtime_cli::RuntimeArgs::parse_from(args));
     }
+    // `kiln shim …` likewise: one per container start, and it forks, so it
+    // must run before anything could start a thread.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "shim") {
+        let args = std::iter::once("kiln shim".into()).chain(std::env::args_os().skip(2));
+        return shim_cli::main(shim_cli::ShimArgs::parse_from(args));
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Runtime(args) => runtime_cli::main(args),
         Command::Daemon(args) => daemon_cli::main(args),
+        Command::Shim(args) => shim_cli::main(args),
         Command::Docker(command) => kiln_cli::run(&cli.global, command),
     }
 }
