@@ -102,6 +102,60 @@ impl Drop for TestDaemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+        self.kill_containers();
+    }
+}
+
+impl TestDaemon {
+    /// Kill every shim and container this daemon started, so nothing
+    /// outlives the test: shims by their pid files, containers through the
+    /// runtime (which empties and removes their cgroups).
+    pub fn kill_containers(&self) {
+        let states = self.exec_root().join("containers");
+        for entry in std::fs::read_dir(&states).into_iter().flatten().flatten() {
+            if let Some(pid) = std::fs::read_to_string(entry.path().join("shim.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<i32>().ok())
+            {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        let runtime_root = self.exec_root().join("runtime");
+        for entry in std::fs::read_dir(&runtime_root).into_iter().flatten().flatten() {
+            let _ = Command::new(kiln_bin())
+                .arg("runtime")
+                .arg("--root")
+                .arg(&runtime_root)
+                .arg("delete")
+                .arg("--force")
+                .arg(entry.file_name())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        for entry in
+            std::fs::read_dir(self.root().join("containers")).into_iter().flatten().flatten()
+        {
+            let _ =
+                nix::mount::umount2(&entry.path().join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
+    /// One HTTP/1.1 request with a JSON body.
+    pub fn request_json(&self, method: &str, path: &str, body: &serde_json::Value) -> RawResponse {
+        let text = body.to_string();
+        let mut stream = UnixStream::connect(self.socket()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+            text.len()
+        )
+        .expect("write");
+        read_response(&mut stream)
     }
 }
 
@@ -135,9 +189,13 @@ pub fn raw_request(socket: &Path, method: &str, path: &str) -> RawResponse {
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\r\n")
         .expect("write");
+    read_response(&mut stream)
+}
+
+fn read_response(stream: &mut UnixStream) -> RawResponse {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 answer");
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("header end");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().expect("status line");
@@ -146,7 +204,24 @@ pub fn raw_request(socket: &Path, method: &str, path: &str) -> RawResponse {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    RawResponse { status, headers, body: body.to_owned() }
+    let headers: Vec<(String, String)> = headers;
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_owned() };
+    RawResponse { status, headers, body }
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
+    out
 }
 
 /// A finished `kiln` or `docker` command.

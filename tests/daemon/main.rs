@@ -1,10 +1,14 @@
 //! End-to-end tests of `kiln daemon` and the API commands: the built binary
 //! serves a temp root over a temp socket; raw HTTP, `kiln` and, when one is
-//! on PATH, the `docker` CLI talk to it. None needs root.
+//! on PATH, the `docker` CLI talk to it. The container tests run real
+//! containers and need root (`KILN_PRIVILEGED_TESTS=1`); the others do not.
 
 mod api;
 mod cli;
 mod common;
+mod containers;
 mod docker_cli;
+mod docker_containers;
+mod docker_py;
 mod images;
 mod lifecycle;

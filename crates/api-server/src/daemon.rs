@@ -141,6 +141,8 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     let engine = Arc::new(Engine::open(settings.engine)?);
+    // Containers that ran before a restart: reconnect to their shims.
+    engine.containers().recover().await;
     let server = Server::bind(Api::new(Arc::clone(&engine)), &settings.hosts)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), pid = std::process::id(), "daemon started");
     server

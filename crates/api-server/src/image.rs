@@ -62,7 +62,8 @@ pub async fn remove(
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     let force = query.flag("force");
-    let done = blocking(move || engine.images().remove(&name, force)).await?;
+    let done = blocking(move || engine.images().remove(&name, force, engine.containers().as_ref()))
+        .await?;
     let items: Vec<wire::DeleteItem> = done.into_iter().map(to_wire_deleted).collect();
     Ok(reply::json(StatusCode::OK, &items))
 }
@@ -82,7 +83,8 @@ pub async fn prune(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>,
         return Err(ApiError::bad_request("prune takes only the dangling filter"));
     }
     let all = filter.dangling == Some(false);
-    let (done, reclaimed) = blocking(move || engine.images().prune(all)).await?;
+    let (done, reclaimed) =
+        blocking(move || engine.images().prune(all, engine.containers().as_ref())).await?;
     let deleted: Vec<wire::DeleteItem> = done.into_iter().map(to_wire_deleted).collect();
     let answer = wire::ImagePruneResponse {
         images_deleted: (!deleted.is_empty()).then_some(deleted),

@@ -17,8 +17,10 @@
 //!
 //! Nothing here forks: this runs in the daemon's multi-threaded runtime.
 
+mod container;
 pub mod daemon;
 mod error;
+mod events;
 mod image;
 mod listen;
 mod query;
@@ -28,6 +30,7 @@ mod server;
 mod stream;
 mod system;
 pub mod versioning;
+mod volume;
 
 pub use error::{status_for, ApiError};
 pub use listen::{ListenAddr, ListenAddrError, ListenError};

@@ -8,13 +8,16 @@ use http::{Method, Request, Response};
 use hyper::body::Body as HttpBody;
 use kiln_engine::Engine;
 
+use crate::container;
 use crate::error::ApiError;
+use crate::events;
 use crate::image;
 use crate::query::{self, Query};
 use crate::reply::{self, Body};
 use crate::stream::body_reader;
 use crate::system;
 use crate::versioning;
+use crate::volume;
 
 /// The API of one engine: turns requests into answers. Cheap to clone; one
 /// per server, shared by every connection.
@@ -43,6 +46,88 @@ enum Route {
     /// `GET /images/{name}/get`.
     ImageSave(String),
     ImageDelete(String),
+    ContainerCreate,
+    ContainerList,
+    ContainerPrune,
+    /// `/containers/{id}/{action}` (`""` for `DELETE /containers/{id}`).
+    Container(String, ContainerAction),
+    /// `/exec/{id}/{action}`.
+    Exec(String, ExecAction),
+    Events,
+    VolumeList,
+    VolumeCreate,
+    VolumePrune,
+    VolumeInspect(String),
+    VolumeDelete(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainerAction {
+    Inspect,
+    Start,
+    Stop,
+    Restart,
+    Kill,
+    Wait,
+    Pause,
+    Unpause,
+    Rename,
+    Resize,
+    Attach,
+    Logs,
+    Top,
+    Stats,
+    Changes,
+    ExecCreate,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExecAction {
+    Start,
+    Resize,
+    Inspect,
+}
+
+/// `/containers/{id}/…` and `/exec/{id}/…`: ids and names hold no `/`.
+fn container_route(method: &Method, path: &str) -> Option<Route> {
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        if id.is_empty() {
+            return None;
+        }
+        use ContainerAction as A;
+        let action = match (method, action) {
+            (&Method::GET, "json") => A::Inspect,
+            (&Method::POST, "start") => A::Start,
+            (&Method::POST, "stop") => A::Stop,
+            (&Method::POST, "restart") => A::Restart,
+            (&Method::POST, "kill") => A::Kill,
+            (&Method::POST, "wait") => A::Wait,
+            (&Method::POST, "pause") => A::Pause,
+            (&Method::POST, "unpause") => A::Unpause,
+            (&Method::POST, "rename") => A::Rename,
+            (&Method::POST, "resize") => A::Resize,
+            (&Method::POST, "attach") => A::Attach,
+            (&Method::GET, "logs") => A::Logs,
+            (&Method::GET, "top") => A::Top,
+            (&Method::GET, "stats") => A::Stats,
+            (&Method::GET, "changes") => A::Changes,
+            (&Method::POST, "exec") => A::ExecCreate,
+            (&Method::DELETE, "") => A::Delete,
+            _ => return None,
+        };
+        return Some(Route::Container(query::decode(id, false), action));
+    }
+    let rest = path.strip_prefix("/exec/")?;
+    let (id, action) = rest.split_once('/')?;
+    let action = match (method, action) {
+        (&Method::POST, "start") => ExecAction::Start,
+        (&Method::POST, "resize") => ExecAction::Resize,
+        (&Method::GET, "json") => ExecAction::Inspect,
+        _ => return None,
+    };
+    Some(Route::Exec(query::decode(id, false), action))
 }
 
 /// The route of a method and (unversioned) path, if any.
@@ -58,6 +143,22 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, "/images/create") => Route::ImageCreate,
         (&Method::POST, "/images/prune") => Route::ImagePrune,
         (&Method::GET, "/images/get") => Route::ImageSaveMany,
+        (&Method::POST, "/containers/create") => Route::ContainerCreate,
+        (&Method::GET, "/containers/json") => Route::ContainerList,
+        (&Method::POST, "/containers/prune") => Route::ContainerPrune,
+        (&Method::GET, "/events") => Route::Events,
+        (&Method::GET, "/volumes") => Route::VolumeList,
+        (&Method::POST, "/volumes/create") => Route::VolumeCreate,
+        (&Method::POST, "/volumes/prune") => Route::VolumePrune,
+        (&Method::GET, p) if p.starts_with("/volumes/") && p.len() > 9 => {
+            Route::VolumeInspect(query::decode(&p[9..], false))
+        }
+        (&Method::DELETE, p) if p.starts_with("/volumes/") && p.len() > 9 => {
+            Route::VolumeDelete(query::decode(&p[9..], false))
+        }
+        _ if path.starts_with("/containers/") || path.starts_with("/exec/") => {
+            return container_route(method, path)
+        }
         _ => return image_route(method, path.strip_prefix("/images/")?),
     };
     Some(route)
@@ -143,6 +244,46 @@ impl Api {
             Route::ImageCreate => {
                 image::create(engine, &query, body_reader(request.into_body())).await?
             }
+            Route::ContainerCreate => {
+                container::create(engine, &query, request.into_body()).await?
+            }
+            Route::ContainerList => container::list(engine, &query).await?,
+            Route::ContainerPrune => container::prune(engine, &query).await?,
+            Route::Container(id, action) => {
+                use ContainerAction as A;
+                match action {
+                    A::Inspect => container::inspect(engine, id, &query).await?,
+                    A::Start => container::start(engine, id).await?,
+                    A::Stop => container::stop(engine, id, &query).await?,
+                    A::Restart => container::restart(engine, id, &query).await?,
+                    A::Kill => container::kill(engine, id, &query).await?,
+                    A::Wait => container::wait(engine, id, &query).await?,
+                    A::Pause => container::pause(engine, id, true).await?,
+                    A::Unpause => container::pause(engine, id, false).await?,
+                    A::Rename => container::rename(engine, id, &query).await?,
+                    A::Resize => container::resize(engine, id, &query).await?,
+                    A::Attach => container::attach(engine, id, &query, request).await?,
+                    A::Logs => container::logs(engine, id, &query).await?,
+                    A::Top => container::top(engine, id, &query).await?,
+                    A::Stats => container::stats(engine, id, &query).await?,
+                    A::Changes => container::changes(engine, id).await?,
+                    A::ExecCreate => {
+                        container::exec_create(engine, id, request.into_body()).await?
+                    }
+                    A::Delete => container::remove(engine, id, &query).await?,
+                }
+            }
+            Route::Events => events::stream(engine, &query).await?,
+            Route::VolumeList => volume::list(engine, &query).await?,
+            Route::VolumeCreate => volume::create(engine, request.into_body()).await?,
+            Route::VolumePrune => volume::prune(engine, &query).await?,
+            Route::VolumeInspect(name) => volume::inspect(engine, name).await?,
+            Route::VolumeDelete(name) => volume::remove(engine, name, &query).await?,
+            Route::Exec(id, action) => match action {
+                ExecAction::Start => container::exec_start(engine, id, request).await?,
+                ExecAction::Resize => container::exec_resize(engine, id, &query).await?,
+                ExecAction::Inspect => container::exec_inspect(engine, id).await?,
+            },
         };
         Ok(response)
     }

@@ -97,6 +97,7 @@ fn to_wire_info(info: &EngineInfo) -> SystemInfo {
         containers_running: info.containers.running,
         containers_paused: info.containers.paused,
         containers_stopped: info.containers.stopped,
+        kiln_default_shm_size: info.default_shm_size,
         images: info.images,
         driver: info.storage_driver.clone(),
         driver_status: info

@@ -9,16 +9,37 @@
 //! engine's own types into these, is `kiln-api-server`.
 
 mod api_version;
+mod container;
 mod error;
+mod event;
 mod image;
+mod stats;
 mod system;
+mod volume;
 
 pub use api_version::{ApiVersion, ApiVersionError};
+pub use container::{
+    BindOptions, ContainerConfig, ContainerCreateRequest, ContainerCreateResponse,
+    ContainerInspect, ContainerPruneResponse, ContainerState, ContainerSummary,
+    ContainerTopResponse, ContainerWaitResponse, DeviceMapping, DriverConfig, EndpointSettings,
+    ExecConfig, ExecInspect, ExecProcessConfig, ExecStartConfig, Health, HealthLog, HostConfig,
+    IdResponse, LogConfig, Mount, MountPoint, NetworkSettings, NetworkingConfig, Port, PortBinding,
+    RestartPolicy, SummaryHostConfig, SummaryNetworkSettings, TmpfsOptions, Ulimit, VolumeOptions,
+    WaitError,
+};
 pub use error::ErrorResponse;
+pub use event::{EventActor, EventMessage};
 pub use image::{
     DeleteItem, EmptyObject, ErrorDetail, GraphDriver, Healthcheck, HistoryItem, ImageConfig,
     ImageInspect, ImageMetadata, ImagePruneResponse, ImageSummary, JsonMessage, RootFs,
 };
+pub use stats::{
+    BlkioStats, ContainerStats, CpuStats, CpuUsage, MemoryStats, NetworkStats, PidsStats,
+    ThrottlingData,
+};
 pub use system::{
     ComponentVersion, DiskUsage, Platform, RuntimeInfo, SwarmInfo, SystemInfo, Version,
+};
+pub use volume::{
+    Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse, VolumeUsage,
 };

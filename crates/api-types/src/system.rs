@@ -83,6 +83,14 @@ pub struct SystemInfo {
     /// `name=seccomp,profile=builtin` style entries.
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+    /// Kiln's own: bytes of /dev/shm a container gets without `--shm-size`
+    /// (absent from dockerd's answers, so 0 there).
+    #[serde(rename = "KilnDefaultShmSize", skip_serializing_if = "is_zero")]
+    pub kiln_default_shm_size: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// One entry of `Runtimes` in [`SystemInfo`] (lower-case keys on the wire).

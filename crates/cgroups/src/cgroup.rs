@@ -163,6 +163,11 @@ impl Cgroup {
         }
     }
 
+    /// Whether this is a cgroup v2 (unified) hierarchy.
+    pub(crate) fn is_v2(&self) -> bool {
+        matches!(self.layout, Layout::V2 { .. })
+    }
+
     /// Every directory of this cgroup, one per hierarchy.
     fn dirs(&self) -> Vec<&Dir> {
         match &self.layout {

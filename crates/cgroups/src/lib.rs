@@ -17,6 +17,7 @@ mod hierarchy;
 mod path;
 mod plan;
 mod resources;
+mod stats;
 mod v1;
 mod v2;
 
@@ -29,5 +30,6 @@ pub use resources::{
     BlockIo, Cpu, DeviceRule, HugepageLimit, InterfacePriority, Memory, Network, Pids, Rdma,
     Resources, ThrottleDevice, WeightDevice,
 };
+pub use stats::Stats;
 pub use v1::plan_v1;
 pub use v2::plan_v2;

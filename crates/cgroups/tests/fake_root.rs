@@ -311,3 +311,55 @@ fn destroy_removes_leaves_only_and_tolerates_missing_dirs() {
     cg.destroy().expect("destroy again");
     assert_eq!(cg.pids().expect("pids of a removed cgroup"), Vec::<i32>::new());
 }
+
+#[test]
+fn stats_read_v1_and_v2_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let h = hybrid(root);
+    let cg = Cgroup::new(&h, &CgroupPath::parse(None, "s1").expect("path")).expect("cgroup");
+    cg.create().expect("create");
+    kernel_files(
+        &root.join("memory/kiln/s1"),
+        &[
+            ("memory.usage_in_bytes", "1048576"),
+            ("memory.max_usage_in_bytes", "2097152"),
+            ("memory.limit_in_bytes", "67108864"),
+            ("memory.stat", "cache 4096\ntotal_inactive_file 4096\n"),
+        ],
+    );
+    kernel_files(
+        &root.join("cpuacct/kiln/s1"),
+        &[
+            ("cpuacct.usage", "5000000"),
+            ("cpuacct.usage_percpu", "3000000 2000000 \n"),
+            ("cpuacct.stat", "user 1\nsystem 2\n"),
+        ],
+    );
+    kernel_files(&root.join("pids/kiln/s1"), &[("pids.current", "3"), ("pids.max", "max")]);
+    let s = cg.stats();
+    assert_eq!((s.memory_usage, s.memory_max_usage, s.memory_limit), (1 << 20, 2 << 20, 64 << 20));
+    assert_eq!(s.memory_stat["total_inactive_file"], 4096);
+    assert_eq!((s.cpu_total, s.cpu_per_cpu.clone()), (5_000_000, vec![3_000_000, 2_000_000]));
+    assert_eq!((s.cpu_user, s.cpu_system), (10_000_000, 20_000_000));
+    assert_eq!((s.pids_current, s.pids_limit), (3, 0));
+
+    let tmp2 = tempfile::tempdir().expect("tempdir");
+    let h2 = Hierarchy::V2 { root: tmp2.path().to_owned() };
+    let cg2 = Cgroup::new(&h2, &CgroupPath::parse(None, "s2").expect("path")).expect("cgroup");
+    cg2.create().expect("create");
+    kernel_files(
+        &tmp2.path().join("kiln/s2"),
+        &[
+            ("memory.current", "4096"),
+            ("memory.max", "max"),
+            ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\n"),
+            ("pids.current", "1"),
+            ("pids.max", "100"),
+        ],
+    );
+    let s = cg2.stats();
+    assert_eq!((s.memory_usage, s.memory_limit), (4096, u64::MAX));
+    assert_eq!((s.cpu_total, s.cpu_user, s.cpu_system), (7000, 5000, 2000));
+    assert_eq!((s.pids_current, s.pids_limit), (1, 100));
+}

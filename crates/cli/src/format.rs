@@ -1,6 +1,6 @@
 //! `--format`: `json`, and the part of Go's templates people use with the
 //! docker CLI: `{{json .}}`, `{{.Server.Version}}`, `{{json .Client}}`,
-//! with text around them.
+//! `{{index .Config.Labels "k"}}`, `{{.Label "k"}}`, with text around them.
 
 use serde_json::Value;
 
@@ -8,7 +8,7 @@ use serde_json::Value;
 pub enum FormatError {
     #[error("template {template:?}: unclosed action")]
     Unclosed { template: String },
-    #[error("template {template:?}: unsupported action {action:?} (supported: .Field.Path, json .Field.Path)")]
+    #[error("template {template:?}: unsupported action {action:?} (supported: .Field.Path, json .Field.Path, index .Field.Path \"key\")")]
     Unsupported { template: String, action: String },
 }
 
@@ -36,19 +36,81 @@ pub fn render(template: &str, value: &Value) -> Result<String, FormatError> {
 fn action(template: &str, action: &str, value: &Value) -> Result<String, FormatError> {
     let unsupported =
         || FormatError::Unsupported { template: template.to_owned(), action: action.to_owned() };
-    let (as_json, path) = match action.strip_prefix("json ") {
-        Some(path) => (true, path.trim()),
+    let (as_json, expression) = match action.strip_prefix("json ") {
+        Some(rest) => (true, rest.trim()),
         None => (false, action),
     };
-    let field = lookup(path, value).ok_or_else(unsupported)?;
+    let words = words(expression).ok_or_else(unsupported)?;
+    let field: Option<Value> = match words.as_slice() {
+        [path] => lookup(path, value).ok_or_else(unsupported)?.cloned(),
+        // `{{index .Config.Labels "k"}}`: a key of a map; "" when absent, as
+        // Go's index of a map of strings gives.
+        [index, path, keys @ ..] if index == "index" && !keys.is_empty() => {
+            let mut current = lookup(path, value).ok_or_else(unsupported)?;
+            for key in keys {
+                let key = key.strip_prefix('"').ok_or_else(unsupported)?;
+                current = current.and_then(|v| v.get(key));
+            }
+            Some(current.cloned().unwrap_or_else(|| Value::String(String::new())))
+        }
+        // docker-compat: `{{.Label "k"}}` calls a method of docker's row
+        // context; here the row has a map under that name (a header row has
+        // a plain string, printed as is).
+        [path, key] => {
+            let key = key.strip_prefix('"').ok_or_else(unsupported)?;
+            match lookup(path, value).ok_or_else(unsupported)? {
+                Some(Value::Object(map)) => {
+                    Some(map.get(key).cloned().unwrap_or_else(|| Value::String(String::new())))
+                }
+                Some(text @ Value::String(_)) => Some(text.clone()),
+                _ => Some(Value::String(String::new())),
+            }
+        }
+        _ => return Err(unsupported()),
+    };
     Ok(match (as_json, field) {
         (true, Some(v)) => v.to_string(),
         (true, None) => "null".to_owned(),
-        (false, Some(Value::String(s))) => s.clone(),
+        (false, Some(Value::String(s))) => s,
         (false, Some(Value::Null)) => "<nil>".to_owned(),
         (false, Some(v)) => v.to_string(),
         (false, None) => "<no value>".to_owned(),
     })
+}
+
+/// An action split into words; a quoted word keeps its opening `"` (and
+/// loses the closing one) so it can be told from a field path. `None` for
+/// an unclosed quote.
+fn words(action: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = action.trim().chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut word = String::new();
+        if c == '"' {
+            word.push(chars.next()?);
+            loop {
+                match chars.next()? {
+                    '"' => break,
+                    '\\' => word.push(chars.next()?),
+                    other => word.push(other),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+        }
+        out.push(word);
+    }
+    Some(out)
 }
 
 /// `.` → the value; `.A.B` → the field, `Some(None)` when absent; `None`
@@ -84,6 +146,20 @@ mod tests {
         assert_eq!(render("json", &v).expect("json"), format!("{v}\n"));
         assert_eq!(render("{{json .}}", &v).expect("json"), format!("{v}\n"));
         assert_eq!(render("{{.Nope}}", &v).expect("missing"), "<no value>\n");
+    }
+
+    #[test]
+    fn map_keys_are_indexed_by_index_and_by_method_call() {
+        let v = serde_json::json!({"Config": {"Labels": {"a.b": "1"}}, "Label": {"k": "v"}});
+        assert_eq!(render(r#"{{index .Config.Labels "a.b"}}"#, &v).expect("index"), "1\n");
+        assert_eq!(render(r#"{{index .Config.Labels "x"}}"#, &v).expect("missing"), "\n");
+        assert_eq!(render(r#"{{.Label "k"}}/{{.Label "x"}}"#, &v).expect("label"), "v/\n");
+        let header = serde_json::json!({"Label": "LABEL"});
+        assert_eq!(render(r#"{{.Label "k"}}"#, &header).expect("header"), "LABEL\n");
+        assert!(matches!(
+            render(r#"{{index .X "unclosed}}"#, &v),
+            Err(FormatError::Unsupported { .. })
+        ));
     }
 
     #[test]

@@ -68,6 +68,14 @@ fn text(info: &SystemInfo) -> String {
         .line(1, "ID", &info.id)
         .line(1, "Docker Root Dir", &info.docker_root_dir)
         .line(1, "Debug Mode", info.debug);
+    if info.kiln_default_shm_size > 0 {
+        // Kiln's ML default, so users know /dev/shm is not Docker's 64MB.
+        let shm = format!(
+            "{} (half of the memory limit, or of host memory; --shm-size wins)",
+            bytes_size(u64::try_from(info.kiln_default_shm_size).unwrap_or(0))
+        );
+        s.line(1, "Default Shm Size", shm);
+    }
     s.text().to_owned()
 }
 
@@ -110,5 +118,13 @@ mod tests {
         assert!(text.contains("\n Docker Root Dir: /var/lib/kiln\n"), "{text}");
         assert!(text.contains("\n Total Memory: 7.755GiB\n"), "{text}");
         assert!(text.contains("\n  seccomp\n   Profile: builtin\n"), "{text}");
+        assert!(!text.contains("Default Shm Size"), "dockerd does not say: {text}");
+    }
+
+    #[test]
+    fn info_says_what_dev_shm_containers_get() {
+        let info = SystemInfo { kiln_default_shm_size: 8 << 30, ..SystemInfo::default() };
+        let text = text(&info);
+        assert!(text.contains("\n Default Shm Size: 8GiB (half of the memory limit"), "{text}");
     }
 }

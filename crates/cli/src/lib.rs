@@ -1,5 +1,5 @@
 //! Kiln's Docker-compatible commands (`kiln version`, `kiln info`,
-//! `kiln images`, `kiln load`, …).
+//! `kiln images`, `kiln load`, `kiln ps`, `kiln logs`, …).
 //!
 //! Every command is an API client: it finds the daemon ([`target`]), talks
 //! to it through `kiln-client` and prints what the API says in Docker's
@@ -8,6 +8,13 @@
 //! so a fresh machine needs no set-up step. This crate never sees the engine.
 
 pub mod autostart;
+mod container_create;
+mod container_exec;
+mod container_inspect;
+mod container_list;
+mod container_logs;
+mod container_ops;
+mod container_run;
 mod disk_usage;
 mod format;
 mod image_archive;
@@ -17,7 +24,9 @@ mod image_tag;
 mod info;
 mod output;
 pub mod target;
+mod terminal;
 mod version;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -58,12 +67,99 @@ pub enum Command {
         #[command(subcommand)]
         command: SystemCommand,
     },
+    /// Manage volumes
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
     /// Load an image from a tar archive or STDIN
     Load(image_archive::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(image_archive::SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(image_archive::ImportArgs),
+    /// Manage containers
+    Container {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    },
+    /// Create and run a new container from an image
+    Run(container_run::RunArgs),
+    /// Create a new container
+    Create(container_run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(container_run::StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container_run::AttachArgs),
+    /// Execute a command in a running container
+    Exec(container_exec::ExecArgs),
+    /// List containers
+    Ps(container_list::ListArgs),
+    /// Return low-level information on Kiln objects
+    Inspect(container_inspect::InspectArgs),
+    /// Stop one or more running containers
+    Stop(container_ops::StopArgs),
+    /// Restart one or more containers
+    Restart(container_ops::StopArgs),
+    /// Kill one or more running containers
+    Kill(container_ops::KillArgs),
+    /// Remove one or more containers
+    Rm(container_ops::RemoveArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container_ops::ContainersArgs),
+    /// Pause all processes within one or more containers
+    Pause(container_ops::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(container_ops::ContainersArgs),
+    /// Rename a container
+    Rename(container_ops::RenameArgs),
+    /// Display the running processes of a container
+    Top(container_ops::TopArgs),
+    /// Fetch the logs of a container
+    Logs(container_logs::LogsArgs),
+}
+
+/// `kiln container …`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Create and run a new container from an image
+    Run(container_run::RunArgs),
+    /// Create a new container
+    Create(container_run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(container_run::StartArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container_run::AttachArgs),
+    /// Execute a command in a running container
+    Exec(container_exec::ExecArgs),
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(container_list::ListArgs),
+    /// Display detailed information on one or more containers
+    Inspect(container_inspect::ContainerInspectArgs),
+    /// Stop one or more running containers
+    Stop(container_ops::StopArgs),
+    /// Restart one or more containers
+    Restart(container_ops::StopArgs),
+    /// Kill one or more running containers
+    Kill(container_ops::KillArgs),
+    /// Remove one or more containers
+    #[command(visible_alias = "remove")]
+    Rm(container_ops::RemoveArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container_ops::ContainersArgs),
+    /// Pause all processes within one or more containers
+    Pause(container_ops::ContainersArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(container_ops::ContainersArgs),
+    /// Rename a container
+    Rename(container_ops::RenameArgs),
+    /// Display the running processes of a container
+    Top(container_ops::TopArgs),
+    /// Fetch the logs of a container
+    Logs(container_logs::LogsArgs),
+    /// Remove all stopped containers
+    Prune(container_ops::PruneArgs),
 }
 
 /// `kiln system …`.
@@ -100,6 +196,23 @@ pub enum ImageCommand {
     Prune(image_tag::PruneArgs),
 }
 
+/// `kiln volume …`.
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    Create(volume::CreateArgs),
+    /// List volumes
+    #[command(visible_alias = "list")]
+    Ls(volume::ListArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::InspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_alias = "remove")]
+    Rm(volume::RemoveArgs),
+    /// Remove unused local volumes
+    Prune(volume::PruneArgs),
+}
+
 /// Help text on where the CLI looks for the daemon, for `kiln --help`.
 pub const ENVIRONMENT_HELP: &str = "\
 Environment:
@@ -112,8 +225,9 @@ When the default socket does not answer and you may write the runtime-state
 dir (as root), `kiln` starts `kiln daemon` in the background, logging to
 $KILN_EXEC_ROOT/daemon.log, and waits for it.";
 
-/// Run a command and return the process exit code (0, or 1 on error as the
-/// docker CLI does). Errors are printed to stderr.
+/// Run a command and return the process exit code: 0, 1 on error as the
+/// docker CLI does, or the container's own for `run`, `start -a`, `attach`
+/// and `exec`. Errors are printed to stderr.
 pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -122,8 +236,49 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
+    let result: anyhow::Result<u8> = runtime.block_on(async {
+        // The verbs that exit with a container's code print their own errors.
+        let code = match command {
+            Command::Run(args) | Command::Container { command: ContainerCommand::Run(args) } => {
+                container_run::run(global, &args).await
+            }
+            Command::Create(args)
+            | Command::Container { command: ContainerCommand::Create(args) } => {
+                container_run::create(global, &args).await
+            }
+            Command::Start(args)
+            | Command::Container { command: ContainerCommand::Start(args) } => {
+                container_run::start(global, &args).await
+            }
+            Command::Attach(args)
+            | Command::Container { command: ContainerCommand::Attach(args) } => {
+                container_run::attach(global, &args).await
+            }
+            Command::Exec(args) | Command::Container { command: ContainerCommand::Exec(args) } => {
+                container_exec::exec(global, &args).await
+            }
+            other => return run_plain(global, other).await.map(|()| 0),
+        };
+        Ok(code)
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{}", error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The verbs that succeed or fail, with exit code 0 or 1.
+async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> {
+    {
         match command {
+            Command::Run(_)
+            | Command::Create(_)
+            | Command::Start(_)
+            | Command::Attach(_)
+            | Command::Exec(_) => unreachable_verb(),
             Command::Version(args) => version::run(global, &args).await,
             Command::Info(args) | Command::System { command: SystemCommand::Info(args) } => {
                 info::run(global, &args).await
@@ -158,14 +313,52 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
             Command::Image { command: ImageCommand::Prune(args) } => {
                 image_tag::prune(global, &args).await
             }
+            Command::Volume { command } => volume::run(global, command).await,
+            Command::Container { command } => run_container(global, command).await,
+            Command::Ps(args) => container_list::run(global, &args).await,
+            Command::Inspect(args) => container_inspect::inspect(global, &args).await,
+            Command::Stop(args) => container_ops::stop(global, &args).await,
+            Command::Restart(args) => container_ops::restart(global, &args).await,
+            Command::Kill(args) => container_ops::kill(global, &args).await,
+            Command::Rm(args) => container_ops::remove(global, &args).await,
+            Command::Wait(args) => container_ops::wait(global, &args).await,
+            Command::Pause(args) => container_ops::pause(global, &args).await,
+            Command::Unpause(args) => container_ops::unpause(global, &args).await,
+            Command::Rename(args) => container_ops::rename(global, &args).await,
+            Command::Top(args) => container_ops::top(global, &args).await,
+            Command::Logs(args) => container_logs::run(global, &args).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("{}", error_line(&err));
-            ExitCode::FAILURE
+    }
+}
+
+/// The exit-code verbs never reach [`run_plain`].
+fn unreachable_verb() -> anyhow::Result<()> {
+    Err(anyhow::anyhow!("internal error: this command is dispatched elsewhere"))
+}
+
+/// `kiln container …`.
+async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow::Result<()> {
+    match command {
+        ContainerCommand::Ls(args) => container_list::run(global, &args).await,
+        ContainerCommand::Inspect(args) => {
+            container_inspect::inspect_containers(global, &args).await
         }
+        ContainerCommand::Stop(args) => container_ops::stop(global, &args).await,
+        ContainerCommand::Restart(args) => container_ops::restart(global, &args).await,
+        ContainerCommand::Kill(args) => container_ops::kill(global, &args).await,
+        ContainerCommand::Rm(args) => container_ops::remove(global, &args).await,
+        ContainerCommand::Wait(args) => container_ops::wait(global, &args).await,
+        ContainerCommand::Pause(args) => container_ops::pause(global, &args).await,
+        ContainerCommand::Unpause(args) => container_ops::unpause(global, &args).await,
+        ContainerCommand::Rename(args) => container_ops::rename(global, &args).await,
+        ContainerCommand::Top(args) => container_ops::top(global, &args).await,
+        ContainerCommand::Logs(args) => container_logs::run(global, &args).await,
+        ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
+        ContainerCommand::Run(_)
+        | ContainerCommand::Create(_)
+        | ContainerCommand::Start(_)
+        | ContainerCommand::Attach(_)
+        | ContainerCommand::Exec(_) => unreachable_verb(),
     }
 }
 
@@ -205,5 +398,91 @@ pub(crate) async fn connect(global: &GlobalArgs) -> anyhow::Result<Client> {
             _ => Err(err.into()),
         },
         Err(err) => Err(err.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn container_verbs_parse_dockers_flags() {
+        let parse = |argv: &[&str]| {
+            let mut full = vec!["kiln"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full).map(|cli| cli.command)
+        };
+        assert!(matches!(
+            parse(&["ps", "-a", "-q", "--filter", "status=exited"]),
+            Ok(Command::Ps(_))
+        ));
+        assert!(matches!(
+            parse(&["container", "list", "-n", "2"]),
+            Ok(Command::Container { command: ContainerCommand::Ls(_) })
+        ));
+        assert!(matches!(
+            parse(&["stop", "-t", "5", "-s", "SIGINT", "a", "b"]),
+            Ok(Command::Stop(_))
+        ));
+        assert!(matches!(
+            parse(&["inspect", "--type", "image", "-f", "{{.Id}}", "x"]),
+            Ok(Command::Inspect(_))
+        ));
+        assert!(parse(&["inspect", "--type", "volume", "x"]).is_err());
+        assert!(matches!(
+            parse(&["container", "rm", "-fv", "x"]),
+            Ok(Command::Container { command: ContainerCommand::Rm(_) })
+        ));
+        assert!(matches!(
+            parse(&["logs", "-f", "-n", "10", "--since", "10m", "c"]),
+            Ok(Command::Logs(_))
+        ));
+        assert!(matches!(parse(&["top", "c", "aux"]), Ok(Command::Top(_))));
+        assert!(matches!(
+            parse(&["container", "prune", "-f", "--filter", "until=1h"]),
+            Ok(Command::Container { command: ContainerCommand::Prune(_) })
+        ));
+        assert!(parse(&["stop"]).is_err());
+    }
+
+    #[test]
+    fn volume_verbs_parse_dockers_flags() {
+        let parse = |argv: &[&str]| {
+            let mut full = vec!["kiln", "volume"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full).map(|cli| cli.command)
+        };
+        let create = parse(&["create", "-d", "local", "-o", "type=tmpfs", "--label", "a=b", "v"]);
+        assert!(matches!(create, Ok(Command::Volume { command: VolumeCommand::Create(_) })));
+        let list = parse(&["list", "-q", "-f", "dangling=true", "--format", "{{.Name}}"]);
+        assert!(matches!(list, Ok(Command::Volume { command: VolumeCommand::Ls(_) })));
+        assert!(matches!(parse(&["ls"]), Ok(Command::Volume { command: VolumeCommand::Ls(_) })));
+        assert!(matches!(
+            parse(&["inspect", "-f", "{{.Mountpoint}}", "a", "b"]),
+            Ok(Command::Volume { command: VolumeCommand::Inspect(_) })
+        ));
+        assert!(matches!(
+            parse(&["remove", "-f", "a"]),
+            Ok(Command::Volume { command: VolumeCommand::Rm(_) })
+        ));
+        assert!(matches!(
+            parse(&["prune", "-a", "-f", "--filter", "label=x"]),
+            Ok(Command::Volume { command: VolumeCommand::Prune(_) })
+        ));
+        assert!(parse(&["rm"]).is_err());
+        assert!(parse(&["inspect"]).is_err());
     }
 }

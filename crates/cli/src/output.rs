@@ -1,4 +1,5 @@
-//! Text output in Docker's layout: aligned labels, tables, sizes and ages.
+//! Text output in Docker's layout: aligned labels, tables, sizes, ages,
+//! times and indented JSON.
 
 use std::fmt::Write as _;
 
@@ -112,6 +113,11 @@ pub fn ago(created: i64) -> String {
 /// Rows of cells aligned as Go's tabwriter does for docker (cells at least
 /// 10 wide, padding 3); the last column is not padded.
 pub fn table(rows: &[Vec<String>]) -> String {
+    table_with_min_width(rows, 10)
+}
+
+/// [`table`] with cells at least `min_width` wide (`docker top` uses 20).
+pub fn table_with_min_width(rows: &[Vec<String>], min_width: usize) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
     for row in rows {
@@ -124,7 +130,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i + 1 < row.len() {
-                let _ = write!(line, "{cell:<width$}", width = (widths[i] + 3).max(10));
+                let _ = write!(line, "{cell:<width$}", width = (widths[i] + 3).max(min_width));
             } else {
                 line.push_str(cell);
             }
@@ -133,6 +139,68 @@ pub fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// At most `max` characters, the last one `…` when cut (docker's
+/// `formatter.Ellipsis`).
+pub fn ellipsis(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Go's `time.Time.String()` of a Unix time, in UTC:
+/// `2023-11-14 22:13:20 +0000 UTC`.
+pub fn go_time(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let rem = unix.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} +0000 UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// (year, month, day) → days since 1970-01-01; the inverse of
+/// [`civil_from_days`].
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// JSON with four-space indentation, fields in the model's order, as
+/// docker prints inspect output.
+pub fn indented_json(value: &impl serde::Serialize) -> String {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    if value.serialize(&mut serializer).is_err() {
+        return "[]".to_owned();
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Go's `%.4g` for 0 ≤ value < 1024: four significant digits, no trailing zeros.
@@ -181,6 +249,29 @@ mod tests {
             vec!["busybox".to_owned(), "latest".to_owned(), "x".to_owned()],
         ];
         assert_eq!(table(&rows), "REPOSITORY   TAG\nbusybox      latest    x\n");
+    }
+
+    #[test]
+    fn cut_texts_times_and_json_read_like_dockers() {
+        assert_eq!(ellipsis("short", 20), "short");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+        assert_eq!(go_time(1_700_000_000), "2023-11-14 22:13:20 +0000 UTC");
+        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
+        for days in [-800_000, -1, 0, 59, 60, 19_675, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(
+            indented_json(&serde_json::json!([{"Id": "x"}])),
+            "[\n    {\n        \"Id\": \"x\"\n    }\n]"
+        );
+        let rows =
+            vec![vec!["UID".to_owned(), "PID".to_owned()], vec!["root".to_owned(), "1".to_owned()]];
+        assert_eq!(
+            table_with_min_width(&rows, 20),
+            "UID                 PID\nroot                1\n"
+        );
     }
 
     #[test]

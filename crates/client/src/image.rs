@@ -12,6 +12,7 @@ use kiln_api_types::{
 use tokio::io::AsyncRead;
 
 use crate::error::ClientError;
+use crate::query::{escape_path, filters_json, with_query};
 use crate::transport::{self, RequestBody};
 use crate::{check_status, Client};
 
@@ -44,8 +45,7 @@ impl Client {
             query.push(("all", "1".to_owned()));
         }
         if !options.filters.is_empty() {
-            let filters = serde_json::to_string(&options.filters).unwrap_or_default();
-            query.push(("filters", filters));
+            query.push(("filters", filters_json(&options.filters)));
         }
         self.get_json(&with_query("/images/json", &query)).await
     }
@@ -199,32 +199,6 @@ pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// `path?k=v&…`, values percent-encoded.
-fn with_query(path: &str, query: &[(&str, String)]) -> String {
-    if query.is_empty() {
-        return path.to_owned();
-    }
-    let pairs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", escape(v, b""))).collect();
-    format!("{path}?{}", pairs.join("&"))
-}
-
-/// An image name as a path: `/`, `:` and `@` stay (dockerd routes on them).
-fn escape_path(name: &str) -> String {
-    escape(name, b"/:@")
-}
-
-fn escape(text: &str, keep: &[u8]) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,15 +209,6 @@ mod tests {
         assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a", None));
         assert_eq!(split_tag("localhost:5000/a:2"), ("localhost:5000/a", Some("2")));
         assert_eq!(split_tag("a"), ("a", None));
-    }
-
-    #[test]
-    fn queries_and_paths_are_escaped() {
-        assert_eq!(
-            with_query("/x", &[("changes", r#"CMD ["sh"]"#.to_owned()), ("n", "a:1".to_owned())]),
-            "/x?changes=CMD%20%5B%22sh%22%5D&n=a%3A1"
-        );
-        assert_eq!(escape_path("localhost:5000/a b@sha256:ab"), "localhost:5000/a%20b@sha256:ab");
     }
 
     #[test]

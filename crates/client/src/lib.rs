@@ -6,23 +6,41 @@
 //! against `kiln daemon` and against `dockerd` alike. Answers are decoded
 //! into `kiln-api-types`; failures are [`ClientError`]s, with the daemon's
 //! own message for error answers. Archives (`load`, `save`, `import`)
-//! stream in both directions, never whole in memory.
+//! stream in both directions, never whole in memory; so do container logs.
+//! `attach` and `exec start` hijack the connection ([`Attached`]): the
+//! container's output comes one way ([`OutputStream`], demultiplexed unless
+//! it has a tty) and its stdin goes the other ([`InputWriter`]).
 //!
 //! Async on tokio; a command-line caller runs it on a current-thread runtime,
 //! which starts in well under a millisecond.
 
+mod attach;
+mod container;
 mod error;
+mod exec;
+#[cfg(test)]
+mod fake_daemon;
 mod host;
 mod image;
+mod query;
+mod stream;
 mod transport;
+mod volume;
 
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Response, StatusCode};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use kiln_api_types::{ApiVersion, DiskUsage, ErrorResponse, SystemInfo, Version};
 
+pub use attach::{Attached, InputWriter};
+pub use container::{AttachOptions, ContainerListOptions, LogsOptions, PendingWait};
 pub use error::ClientError;
 pub use host::{Host, HostError};
 pub use image::{split_tag, ImageListOptions, ImportOptions};
+pub use stream::{OutputStream, StreamKind};
+
+use transport::RequestBody;
 
 /// The newest API version this client speaks.
 pub const API_VERSION: ApiVersion = ApiVersion::new(1, 47);
@@ -102,6 +120,49 @@ impl Client {
         Ok(body)
     }
 
+    /// Send a request and return the answer as soon as its head arrives,
+    /// its body still streaming. An error answer is read whole and returned
+    /// as the daemon's error.
+    async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: RequestBody,
+    ) -> Result<Response<Incoming>, ClientError> {
+        let versioned = self.versioned(path);
+        let response = transport::send_with(&self.host, method, &versioned, headers, body).await?;
+        let status = response.status();
+        if status.is_success()
+            || status == StatusCode::SWITCHING_PROTOCOLS
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok(response);
+        }
+        let bytes = self.read_body(response.into_body()).await?;
+        Err(api_error(status, &bytes))
+    }
+
+    /// A JSON request body; the answer's body.
+    async fn call_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<Bytes, ClientError> {
+        let body = transport::json_body(path, body)?;
+        let response = self.open(method, path, &transport::json_headers(), body).await?;
+        self.read_body(response.into_body()).await
+    }
+
+    /// A whole answer body.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, ClientError> {
+        body.collect()
+            .await
+            .map(|collected| collected.to_bytes())
+            .map_err(|source| ClientError::Http { host: self.host.clone(), source })
+    }
+
     fn decode<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -135,13 +196,20 @@ async fn ping(host: &Host) -> Result<Ping, ClientError> {
 
 /// An error answer → [`ClientError::Api`] with the daemon's message.
 fn check_status(status: StatusCode, body: &Bytes) -> Result<(), ClientError> {
-    if status.is_success() {
+    // docker-compat: `304 Not Modified` (start a running container, stop a
+    // stopped one) is success, as the docker client takes it.
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
         return Ok(());
     }
+    Err(api_error(status, body))
+}
+
+/// The daemon's error from an error answer's body.
+fn api_error(status: StatusCode, body: &Bytes) -> ClientError {
     let message = serde_json::from_slice::<ErrorResponse>(body)
         .map(|e| e.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(body).trim().to_owned());
-    Err(ClientError::Api { status, message })
+    ClientError::Api { status, message }
 }
 
 #[cfg(test)]
@@ -160,6 +228,8 @@ mod tests {
         let body = Bytes::from_static(br#"{"message":"no such image: x"}"#);
         let err = check_status(StatusCode::NOT_FOUND, &body).expect_err("404");
         assert_eq!(err.to_string(), "no such image: x");
+        assert!(err.is_not_found());
+        assert!(check_status(StatusCode::NOT_MODIFIED, &Bytes::new()).is_ok());
         let err = check_status(StatusCode::BAD_GATEWAY, &Bytes::from_static(b"proxy says no\n"))
             .expect_err("502");
         assert_eq!(err.to_string(), "proxy says no");

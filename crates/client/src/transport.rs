@@ -1,14 +1,16 @@
-//! One HTTP/1.1 exchange over a fresh connection.
+//! One HTTP/1.1 exchange over a fresh connection, which may then be
+//! hijacked (upgraded to a raw byte stream) for attach and exec.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -90,29 +92,84 @@ pub(crate) async fn send_streaming(
     path: &str,
     body: RequestBody,
 ) -> Result<Response<Incoming>, ClientError> {
+    send_with(host, method, path, &[], body).await
+}
+
+/// [`send_streaming`] with extra request headers (`Content-Type`, and
+/// `Connection: Upgrade` for a hijack). The connection may be upgraded:
+/// see [`upgrade`].
+pub(crate) async fn send_with(
+    host: &Host,
+    method: Method,
+    path: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    body: RequestBody,
+) -> Result<Response<Incoming>, ClientError> {
     let connect_err = |source| ClientError::Connect { host: host.clone(), source };
+    let request = Outgoing { method, path, headers, body };
     match host {
         Host::Unix(path_on_disk) => {
             let stream =
                 tokio::net::UnixStream::connect(path_on_disk).await.map_err(connect_err)?;
-            exchange(stream, host, "api.kiln.localhost", method, path, body).await
+            exchange(stream, host, "api.kiln.localhost", request).await
         }
         Host::Tcp(addr) => {
             let stream =
                 tokio::net::TcpStream::connect(addr.as_str()).await.map_err(connect_err)?;
             let _ = stream.set_nodelay(true);
-            exchange(stream, host, addr, method, path, body).await
+            exchange(stream, host, addr, request).await
         }
     }
+}
+
+/// The headers that ask dockerd to hijack the connection.
+pub(crate) fn upgrade_headers() -> [(HeaderName, HeaderValue); 2] {
+    [
+        (http::header::CONNECTION, HeaderValue::from_static("Upgrade")),
+        (http::header::UPGRADE, HeaderValue::from_static("tcp")),
+    ]
+}
+
+/// `Content-Type: application/json`, which dockerd requires of JSON bodies.
+pub(crate) fn json_headers() -> [(HeaderName, HeaderValue); 1] {
+    [(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"))]
+}
+
+/// `value` as a JSON request body.
+pub(crate) fn json_body(
+    path: &str,
+    value: &impl serde::Serialize,
+) -> Result<RequestBody, ClientError> {
+    let bytes = serde_json::to_vec(value)
+        .map_err(|source| ClientError::Encode { path: path.to_owned(), source })?;
+    Ok(Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed_unsync())
+}
+
+/// The raw connection behind a `101 Switching Protocols` answer, once hyper
+/// hands it over.
+pub(crate) async fn upgrade(
+    host: &Host,
+    response: Response<Incoming>,
+) -> Result<TokioIo<Upgraded>, ClientError> {
+    let upgraded = hyper::upgrade::on(response)
+        .await
+        .map_err(|source| ClientError::Upgrade { host: host.clone(), source })?;
+    Ok(TokioIo::new(upgraded))
+}
+
+/// What [`exchange`] sends.
+struct Outgoing<'a> {
+    method: Method,
+    path: &'a str,
+    headers: &'a [(HeaderName, HeaderValue)],
+    body: RequestBody,
 }
 
 async fn exchange<S>(
     stream: S,
     host: &Host,
     authority: &str,
-    method: Method,
-    path: &str,
-    body: RequestBody,
+    outgoing: Outgoing<'_>,
 ) -> Result<Response<Incoming>, ClientError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -120,18 +177,23 @@ where
     let http_err = |source| ClientError::Http { host: host.clone(), source };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http_err)?;
-    // The connection ends by itself once the answer is read and the sender dropped.
+    // The connection ends by itself once the answer is read and the sender
+    // dropped, or hands itself over after a `101` (attach, exec start).
     tokio::spawn(async move {
-        if let Err(err) = connection.await {
+        if let Err(err) = connection.with_upgrades().await {
             tracing::debug!(error = %err, "connection ended with an error");
         }
     });
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
+    let mut request = Request::builder()
+        .method(outgoing.method)
+        .uri(outgoing.path)
         .header(http::header::HOST, authority)
-        .header(http::header::USER_AGENT, USER_AGENT)
-        .body(body)
-        .map_err(|source| ClientError::Request { path: path.to_owned(), source })?;
+        .header(http::header::USER_AGENT, USER_AGENT);
+    for (name, value) in outgoing.headers {
+        request = request.header(name, value);
+    }
+    let request = request
+        .body(outgoing.body)
+        .map_err(|source| ClientError::Request { path: outgoing.path.to_owned(), source })?;
     sender.send_request(request).await.map_err(http_err)
 }

@@ -12,6 +12,9 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// Whether the daemon runs with debug logging (reported by `info`).
     pub debug: bool,
+    /// The `kiln` executable that runs shims (`kiln shim`); `None`: this
+    /// process's own executable.
+    pub exe: Option<PathBuf>,
 }
 
 impl Config {
@@ -21,7 +24,7 @@ impl Config {
     pub const DEFAULT_EXEC_ROOT: &'static str = "/run/kiln";
 
     pub fn new(root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Config {
-        Config { root: root.into(), exec_root: exec_root.into(), debug: false }
+        Config { root: root.into(), exec_root: exec_root.into(), debug: false, exe: None }
     }
 }
 

@@ -128,6 +128,12 @@ pub enum ImageError {
     TagWithDigest,
     #[error("conflict: unable to delete {short_id} (must be forced) - image is referenced in multiple repositories")]
     ReferencedTwice { short_id: String },
+    #[error("conflict: unable to remove repository reference \"{reference}\" (must force) - container {container} is using its referenced image {short_id}")]
+    ReferenceInUse { reference: String, container: String, short_id: String },
+    #[error("conflict: unable to delete {short_id} (must be forced) - image is being used by stopped container {container}")]
+    UsedByStopped { short_id: String, container: String },
+    #[error("conflict: unable to delete {short_id} (cannot be forced) - image is being used by running container {container}")]
+    UsedByRunning { short_id: String, container: String },
     #[error("short image id {prefix} is ambiguous")]
     Ambiguous { prefix: String },
     #[error("cannot read the config of image {id}")]
@@ -151,7 +157,10 @@ impl HasKind for ImageError {
             Self::InvalidReference { .. } | Self::TagWithDigest | Self::Ambiguous { .. } => {
                 ErrorKind::InvalidArgument
             }
-            Self::ReferencedTwice { .. } => ErrorKind::Conflict,
+            Self::ReferencedTwice { .. }
+            | Self::ReferenceInUse { .. }
+            | Self::UsedByStopped { .. }
+            | Self::UsedByRunning { .. } => ErrorKind::Conflict,
             Self::ReadConfig { .. } => ErrorKind::Internal,
             Self::Metadata(e) => e.kind(),
             Self::Archive(e) => e.kind(),
@@ -167,6 +176,23 @@ impl From<MetadataError> for ImageError {
             MetadataError::Ambiguous { prefix } => ImageError::Ambiguous { prefix },
             other => ImageError::Metadata(other),
         }
+    }
+}
+
+/// Who uses an image: the containers created from it. An image in use
+/// keeps its layers; `rmi` refuses it, or with force only untags it.
+pub trait ImageUsers {
+    /// A container using `image` (its short id), and whether it runs.
+    fn user_of(&self, image: &Digest) -> Option<(String, bool)>;
+}
+
+/// No containers at all (tests, tools).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoUsers;
+
+impl ImageUsers for NoUsers {
+    fn user_of(&self, _image: &Digest) -> Option<(String, bool)> {
+        None
     }
 }
 
@@ -365,17 +391,46 @@ impl Images {
     /// and the image deleted only when that was its last reference; an id
     /// deletes the image with its references if it has at most one, or with
     /// `force`.
-    pub fn remove(&self, name: &str, force: bool) -> Result<Vec<Deleted>, ImageError> {
+    ///
+    /// An image a container uses is never deleted: without `force` that is
+    /// Docker's conflict, with it the references go and the image stays.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        users: &dyn ImageUsers,
+    ) -> Result<Vec<Deleted>, ImageError> {
         let record = self.metadata.resolve(name)?;
+        let user = users.user_of(&record.id);
         let mut done = Vec::new();
         if !is_id_prefix(&record.id, name) {
             let reference = parse_ref(name)?;
+            let last = self.references_of(&record.id)?.len() <= 1;
+            if let (Some((container, _)), true, false) = (&user, last, force) {
+                return Err(ImageError::ReferenceInUse {
+                    reference: name.to_owned(),
+                    container: container.clone(),
+                    short_id: short(&record.id),
+                });
+            }
             self.metadata.untag(&reference)?;
             done.push(Deleted::Untagged(reference.normalized().familiar()));
-            if !self.references_of(&record.id)?.is_empty() {
+            if !self.references_of(&record.id)?.is_empty() || user.is_some() {
                 tracing::info!(image = %record.id, reference = %reference, "image untagged");
                 return Ok(done);
             }
+        } else if let Some((container, running)) = user {
+            if running {
+                return Err(ImageError::UsedByRunning { short_id: short(&record.id), container });
+            }
+            if !force {
+                return Err(ImageError::UsedByStopped { short_id: short(&record.id), container });
+            }
+            for reference in self.references_of(&record.id)? {
+                self.metadata.untag(&reference)?;
+                done.push(Deleted::Untagged(reference.familiar()));
+            }
+            return Ok(done);
         } else {
             let references = self.references_of(&record.id)?;
             let names: BTreeSet<String> = references.iter().map(ImageRef::name).collect();
@@ -445,11 +500,18 @@ impl Images {
     /// `docker image prune`: delete images without tags, or with `all`
     /// every image (none is used by a container yet). What was done, and
     /// the bytes of blobs removed.
-    pub fn prune(&self, all: bool) -> Result<(Vec<Deleted>, u64), ImageError> {
+    pub fn prune(
+        &self,
+        all: bool,
+        users: &dyn ImageUsers,
+    ) -> Result<(Vec<Deleted>, u64), ImageError> {
         let mut done = Vec::new();
         let mut reclaimed = 0;
         for record in self.metadata.images()? {
             if !all && !self.metadata.tags_of(&record.id)?.is_empty() {
+                continue;
+            }
+            if users.user_of(&record.id).is_some() {
                 continue;
             }
             let removed = match self.metadata.delete_image(&record.id, true) {
@@ -517,6 +579,21 @@ impl Images {
             &options,
         )?;
         Ok(record.id)
+    }
+
+    /// The image a container is created from: its record and config.
+    pub(crate) fn for_container(
+        &self,
+        name: &str,
+    ) -> Result<(ImageRecord, ImageConfig), ImageError> {
+        let record = self.metadata.resolve(name)?;
+        let config = self.config(&record)?;
+        Ok((record, config))
+    }
+
+    /// The snapshot store, for containers' writable layers.
+    pub(crate) fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
     }
 
     fn config(&self, record: &ImageRecord) -> Result<ImageConfig, ImageError> {
@@ -595,11 +672,14 @@ mod tests {
         let listed = images.list(&filter).expect("list");
         assert_eq!(listed[0].repo_tags, ["localhost:5000/b:2"]);
 
-        assert_eq!(images.remove("a:1", false).expect("untag"), [Deleted::Untagged("a:1".into())]);
+        assert_eq!(
+            images.remove("a:1", false, &NoUsers).expect("untag"),
+            [Deleted::Untagged("a:1".into())]
+        );
         images.tag("localhost:5000/b:2", "c", "").expect("tag");
-        let err = images.remove(&id.hex()[..12], false).expect_err("two tags");
+        let err = images.remove(&id.hex()[..12], false, &NoUsers).expect_err("two tags");
         assert_eq!(err.kind(), ErrorKind::Conflict);
-        let done = images.remove(&id.hex()[..12], true).expect("forced");
+        let done = images.remove(&id.hex()[..12], true, &NoUsers).expect("forced");
         assert_eq!(done.last(), Some(&Deleted::Deleted(id.clone())));
         assert_eq!(done.len(), 3, "{done:?}");
         assert!(images.list(&ImageFilter::default()).expect("list").is_empty());
@@ -609,13 +689,13 @@ mod tests {
         let tagged = images.import(&rootfs_tar()[..], &request).expect("import");
         let untagged = ImportRequest { reference: None, message: Some("x".into()), ..request };
         let dangling = images.import(&rootfs_tar()[..], &untagged).expect("import");
-        let (done, reclaimed) = images.prune(false).expect("prune");
+        let (done, reclaimed) = images.prune(false, &NoUsers).expect("prune");
         assert_eq!(done, [Deleted::Deleted(dangling)]);
         assert!(reclaimed > 0, "the config blob at least");
-        let (done, _) = images.prune(true).expect("prune -a");
+        let (done, _) = images.prune(true, &NoUsers).expect("prune -a");
         assert_eq!(done, [Deleted::Untagged("a:1".into()), Deleted::Deleted(tagged)]);
 
-        let err = images.remove("nope", false).expect_err("missing");
+        let err = images.remove("nope", false, &NoUsers).expect_err("missing");
         assert_eq!(
             (err.kind(), err.to_string()),
             (ErrorKind::NotFound, "No such image: nope".into())

@@ -56,6 +56,9 @@ pub struct EngineInfo {
     pub security_options: Vec<SecurityOption>,
     pub warnings: Vec<String>,
     pub now: SystemTime,
+    /// Bytes of /dev/shm a container without `--shm-size` or a memory
+    /// limit gets (Kiln's ML default).
+    pub default_shm_size: i64,
 }
 
 /// The engine's own version and build facts.
@@ -104,6 +107,7 @@ pub(crate) fn collect(config: &Config, id: &str) -> EngineInfo {
     EngineInfo {
         id: id.to_owned(),
         containers: ContainerCounts::default(),
+        default_shm_size: 0,
         images: 0,
         storage_driver: "overlay2".to_owned(),
         storage_driver_status: Vec::new(),

@@ -15,12 +15,15 @@
 //! run as separate processes.
 
 mod config;
+pub mod containers;
+pub mod events;
 mod glob;
 mod host;
 mod identity;
 mod images;
 mod info;
 mod lock;
+pub mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,10 +31,11 @@ use std::sync::Arc;
 use kiln_types::{ErrorKind, HasKind};
 
 pub use config::Config;
+pub use containers::{ContainerError, Containers};
 pub use host::{CgroupVersion, HostFacts};
 pub use images::{
     ContainerConfig, Deleted, Healthcheck, History, HistoryEntry, ImageDetails, ImageDiskUsage,
-    ImageError, ImageFilter, ImageSummary, Images, ImportRequest, LoadedImage,
+    ImageError, ImageFilter, ImageSummary, ImageUsers, Images, ImportRequest, LoadedImage, NoUsers,
 };
 pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, SecurityOption};
 
@@ -40,7 +44,10 @@ pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, Securit
 pub struct Engine {
     config: Config,
     id: String,
-    images: Images,
+    images: Arc<Images>,
+    containers: Arc<Containers>,
+    volumes: Arc<volumes::Volumes>,
+    events: Arc<events::Events>,
     _lock: lock::RootLock,
 }
 
@@ -69,6 +76,10 @@ pub enum OpenError {
     },
     #[error("cannot open the image metadata")]
     Metadata(#[source] kiln_image::MetadataError),
+    #[error("cannot open the volume store")]
+    Volumes(#[source] volumes::VolumeError),
+    #[error("cannot open the container store")]
+    Containers(#[source] ContainerError),
 }
 
 impl HasKind for OpenError {
@@ -80,7 +91,9 @@ impl HasKind for OpenError {
             | Self::Content(_)
             | Self::Snapshots(_)
             | Self::Database { .. }
-            | Self::Metadata(_) => ErrorKind::Internal,
+            | Self::Metadata(_)
+            | Self::Containers(_)
+            | Self::Volumes(_) => ErrorKind::Internal,
         }
     }
 }
@@ -115,16 +128,60 @@ impl Engine {
         let db_path = root.join("kiln.db");
         let database = redb::Database::create(&db_path)
             .map_err(|source| OpenError::Database { path: db_path, source: Box::new(source) })?;
-        let metadata =
-            kiln_image::Metadata::with_database(Arc::new(database)).map_err(OpenError::Metadata)?;
-        let images = Images::new(content, snapshots, metadata);
+        let database = Arc::new(database);
+        let metadata = kiln_image::Metadata::with_database(Arc::clone(&database))
+            .map_err(OpenError::Metadata)?;
+        let images = Arc::new(Images::new(content, snapshots, metadata));
+        let exec_root = std::path::absolute(&config.exec_root)
+            .map_err(|source| OpenError::CreateDir { path: config.exec_root.clone(), source })?;
+        let exe = match &config.exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe()
+                .map_err(|source| OpenError::CreateDir { path: "/proc/self/exe".into(), source })?,
+        };
+        let paths = containers::ContainerPaths {
+            bundles: root.join("containers"),
+            states: exec_root.join("containers"),
+            runtime_root: exec_root.join("runtime"),
+            exe,
+        };
+        let volumes = Arc::new(
+            volumes::Volumes::open(&root.join("volumes"), Arc::clone(&database))
+                .map_err(OpenError::Volumes)?,
+        );
+        let events = Arc::new(events::Events::default());
+        let containers = Arc::new(
+            Containers::open(
+                paths,
+                Arc::clone(&images),
+                Arc::clone(&volumes),
+                Arc::clone(&events),
+                database,
+            )
+            .map_err(OpenError::Containers)?,
+        );
         tracing::info!(root = %config.root.display(), exec_root = %config.exec_root.display(), id = %id, "engine opened");
-        Ok(Engine { config, id, images, _lock: lock })
+        Ok(Engine { config, id, images, containers, volumes, events, _lock: lock })
     }
 
     /// The image service.
     pub fn images(&self) -> &Images {
         &self.images
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> &Arc<events::Events> {
+        &self.events
+    }
+
+    /// The volume service.
+    pub fn volumes(&self) -> &Arc<volumes::Volumes> {
+        &self.volumes
+    }
+
+    /// The container service.
+    pub fn containers(&self) -> &Arc<Containers> {
+        &self.containers
     }
 
     pub fn config(&self) -> &Config {
@@ -135,6 +192,9 @@ impl Engine {
     /// are left empty rather than failing the call.
     pub fn info(&self) -> EngineInfo {
         let mut info = info::collect(&self.config, &self.id);
+        let (running, paused, stopped) = self.containers.counts();
+        info.containers = ContainerCounts { running, paused, stopped };
+        info.default_shm_size = self.containers.default_shm_size(0);
         match self.images.count() {
             Ok(count) => info.images = count,
             Err(err) => tracing::warn!(error = %err, "cannot count images"),

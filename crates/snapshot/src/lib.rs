@@ -13,6 +13,7 @@
 //! `kiln-content`.
 
 mod chain;
+mod changes;
 mod compression;
 mod copy;
 mod error;
@@ -22,6 +23,7 @@ mod unpack;
 mod whiteout;
 
 pub use chain::{chain_id, chain_ids};
+pub use changes::{changes, Change, ChangeKind};
 pub use compression::{decompress, Compression};
 pub use copy::materialize;
 pub use error::SnapshotError;
