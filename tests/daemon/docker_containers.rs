@@ -440,3 +440,49 @@ fn docker_reports_missing_commands_running_removals_and_name_conflicts() {
         "--rm removes a container that failed to start: {left}"
     );
 }
+
+#[test]
+fn docker_cp_copies_files_both_ways_and_diff_and_stats_answer() {
+    kiln_testing::require_privileged!();
+    let Some(s) = Session::start() else { return };
+    let work = s.daemon.dir.path().join("cp");
+    std::fs::create_dir_all(work.join("in/sub")).expect("mkdir");
+    std::fs::write(work.join("in/sub/file.txt"), "from the host\n").expect("write");
+
+    s.run_ticker("web");
+    // Host → container, into a directory that exists.
+    s.ok(&["cp", work.join("in").to_str().expect("utf-8"), "web:/tmp/"]);
+    assert_eq!(s.ok(&["exec", "web", "cat", "/tmp/in/sub/file.txt"]), "from the host\n");
+    // Container → host, a file and a directory.
+    s.ok(&["exec", "web", "sh", "-c", "echo made inside > /tmp/made.txt"]);
+    s.ok(&["cp", "web:/tmp/made.txt", work.to_str().expect("utf-8")]);
+    assert_eq!(std::fs::read_to_string(work.join("made.txt")).expect("read"), "made inside\n");
+    s.ok(&["cp", "web:/etc", work.join("etc-copy").to_str().expect("utf-8")]);
+    assert!(work.join("etc-copy/passwd").is_file());
+    let missing = s.run(&["cp", "web:/no/such/file", work.to_str().expect("utf-8")]);
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(missing.stderr.contains("Could not find the file /no/such/file"), "{missing:?}");
+
+    // A stopped container's files are there too.
+    s.ok(&["stop", "-t", "1", "web"]);
+    s.ok(&["cp", "web:/tmp/made.txt", work.join("after-stop.txt").to_str().expect("utf-8")]);
+    assert_eq!(
+        std::fs::read_to_string(work.join("after-stop.txt")).expect("read"),
+        "made inside\n"
+    );
+
+    let exported = work.join("web.tar");
+    s.ok(&["export", "-o", exported.to_str().expect("utf-8"), "web"]);
+    let listing =
+        std::process::Command::new("tar").arg("-tf").arg(&exported).output().expect("tar -t");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.lines().any(|l| l == "tmp/made.txt"), "export lacks tmp/made.txt: {names}");
+    assert!(names.lines().any(|l| l == "bin/busybox"), "export lacks bin/busybox");
+
+    let diff = s.ok(&["diff", "web"]);
+    assert!(diff.lines().any(|l| l == "A /tmp/made.txt"), "{diff}");
+    s.ok(&["start", "web"]);
+    let stats = s.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "web"]);
+    assert!(stats.starts_with("web "), "{stats}");
+    s.ok(&["rm", "-f", "web"]);
+}

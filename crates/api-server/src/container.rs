@@ -10,6 +10,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Body as HttpBody;
 use kiln_api_types as wire;
+use kiln_engine::containers::archive;
 use kiln_engine::containers::health::HealthStatus;
 use kiln_engine::containers::{
     AttachOptions, Attached, ContainerRecord, CreateRequest, DeviceRequest, ExecRequest,
@@ -1036,6 +1037,93 @@ pub async fn stats(
     let mut response = Response::new(channel_body(rx));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+/// `HEAD /containers/{id}/archive?path=`: the path's stat, in a header.
+pub async fn archive_head(
+    engine: Arc<Engine>,
+    name: String,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let path = archive_path(query)?;
+    let stat =
+        blocking(move || engine.containers().with_filesystem(&name, &path, archive::stat)).await?;
+    let mut response = reply::empty(StatusCode::OK);
+    if let Ok(value) = HeaderValue::from_str(&archive::stat_header(&stat)) {
+        response.headers_mut().insert("x-docker-container-path-stat", value);
+    }
+    Ok(response)
+}
+
+fn archive_path(query: &Query) -> Result<String, ApiError> {
+    match query.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_owned()),
+        _ => Err(ApiError::bad_request("bad parameter: path cannot be empty")),
+    }
+}
+
+/// `GET /containers/{id}/archive?path=`: a tar of the path, its stat in a
+/// header.
+pub async fn archive_get(
+    engine: Arc<Engine>,
+    name: String,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let path = archive_path(query)?;
+    let (stat_engine, stat_name, stat_path) = (Arc::clone(&engine), name.clone(), path.clone());
+    let stat = blocking(move || {
+        stat_engine.containers().with_filesystem(&stat_name, &stat_path, |root, inner, id| {
+            archive::stat(root, inner, id)
+        })
+    })
+    .await?;
+    let mut response = crate::stream::stream_blocking("application/x-tar", move |out| {
+        engine
+            .containers()
+            .with_filesystem(&name, &path, |root, inner, id| {
+                archive::write_archive(root, inner, id, out)
+            })
+            .map(|_| ())
+    })
+    .await?;
+    if let Ok(value) = HeaderValue::from_str(&archive::stat_header(&stat)) {
+        response.headers_mut().insert("x-docker-container-path-stat", value);
+    }
+    Ok(response)
+}
+
+/// `PUT /containers/{id}/archive?path=`: extract the tar body into the
+/// directory `path`.
+pub async fn archive_put<B>(
+    engine: Arc<Engine>,
+    name: String,
+    query: &Query,
+    body: B,
+) -> Result<Response<Body>, ApiError>
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+{
+    let path = archive_path(query)?;
+    let reader = crate::stream::body_reader(body);
+    blocking(move || {
+        engine.containers().with_filesystem(&name, &path, |root, inner, id| {
+            archive::extract_archive(root, inner, id, reader)
+        })
+    })
+    .await?;
+    Ok(reply::empty(StatusCode::OK))
+}
+
+/// `GET /containers/{id}/export`: the container's filesystem as a tar.
+pub async fn export(engine: Arc<Engine>, name: String) -> Result<Response<Body>, ApiError> {
+    engine.containers().resolve(&name).map_err(engine_err)?;
+    crate::stream::stream_blocking("application/x-tar", move |out| {
+        engine
+            .containers()
+            .with_filesystem(&name, "/", |root, _, _| archive::write_rootfs(root, out))
+    })
+    .await
 }
 
 /// `GET /containers/{id}/changes`.

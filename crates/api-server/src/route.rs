@@ -78,6 +78,10 @@ enum ContainerAction {
     Top,
     Stats,
     Changes,
+    ArchiveHead,
+    ArchiveGet,
+    Export,
+    ArchivePut,
     ExecCreate,
     Delete,
 }
@@ -113,6 +117,10 @@ fn container_route(method: &Method, path: &str) -> Option<Route> {
             (&Method::GET, "top") => A::Top,
             (&Method::GET, "stats") => A::Stats,
             (&Method::GET, "changes") => A::Changes,
+            (&Method::HEAD, "archive") => A::ArchiveHead,
+            (&Method::GET, "archive") => A::ArchiveGet,
+            (&Method::GET, "export") => A::Export,
+            (&Method::PUT, "archive") => A::ArchivePut,
             (&Method::POST, "exec") => A::ExecCreate,
             (&Method::DELETE, "") => A::Delete,
             _ => return None,
@@ -267,6 +275,12 @@ impl Api {
                     A::Top => container::top(engine, id, &query).await?,
                     A::Stats => container::stats(engine, id, &query).await?,
                     A::Changes => container::changes(engine, id).await?,
+                    A::ArchiveHead => container::archive_head(engine, id, &query).await?,
+                    A::ArchiveGet => container::archive_get(engine, id, &query).await?,
+                    A::Export => container::export(engine, id).await?,
+                    A::ArchivePut => {
+                        container::archive_put(engine, id, &query, request.into_body()).await?
+                    }
                     A::ExecCreate => {
                         container::exec_create(engine, id, request.into_body()).await?
                     }

@@ -1,5 +1,6 @@
 //! Kiln's Docker-compatible commands (`kiln version`, `kiln info`,
-//! `kiln images`, `kiln load`, `kiln ps`, `kiln logs`, …).
+//! `kiln images`, `kiln load`, `kiln ps`, `kiln logs`, `kiln stats`,
+//! `kiln events`, …).
 //!
 //! Every command is an API client: it finds the daemon ([`target`]), talks
 //! to it through `kiln-client` and prints what the API says in Docker's
@@ -22,6 +23,7 @@ mod image_inspect;
 mod image_list;
 mod image_tag;
 mod info;
+mod monitor;
 mod output;
 pub mod target;
 mod terminal;
@@ -117,6 +119,12 @@ pub enum Command {
     Top(container_ops::TopArgs),
     /// Fetch the logs of a container
     Logs(container_logs::LogsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(monitor::StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(monitor::DiffArgs),
+    /// Get real time events from the server
+    Events(monitor::EventsArgs),
 }
 
 /// `kiln container …`.
@@ -160,6 +168,10 @@ pub enum ContainerCommand {
     Logs(container_logs::LogsArgs),
     /// Remove all stopped containers
     Prune(container_ops::PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(monitor::StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(monitor::DiffArgs),
 }
 
 /// `kiln system …`.
@@ -169,6 +181,8 @@ pub enum SystemCommand {
     Df(disk_usage::DiskUsageArgs),
     /// Display system-wide information
     Info(info::InfoArgs),
+    /// Get real time events from the server
+    Events(monitor::EventsArgs),
 }
 
 /// `kiln image …`.
@@ -327,6 +341,11 @@ async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> 
             Command::Rename(args) => container_ops::rename(global, &args).await,
             Command::Top(args) => container_ops::top(global, &args).await,
             Command::Logs(args) => container_logs::run(global, &args).await,
+            Command::Stats(args) => monitor::stats(global, &args).await,
+            Command::Diff(args) => monitor::diff(global, &args).await,
+            Command::Events(args) | Command::System { command: SystemCommand::Events(args) } => {
+                monitor::events(global, &args).await
+            }
         }
     }
 }
@@ -354,6 +373,8 @@ async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow
         ContainerCommand::Top(args) => container_ops::top(global, &args).await,
         ContainerCommand::Logs(args) => container_logs::run(global, &args).await,
         ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
+        ContainerCommand::Stats(args) => monitor::stats(global, &args).await,
+        ContainerCommand::Diff(args) => monitor::diff(global, &args).await,
         ContainerCommand::Run(_)
         | ContainerCommand::Create(_)
         | ContainerCommand::Start(_)
@@ -456,6 +477,38 @@ mod tests {
             Ok(Command::Container { command: ContainerCommand::Prune(_) })
         ));
         assert!(parse(&["stop"]).is_err());
+    }
+
+    #[test]
+    fn monitoring_verbs_parse_dockers_flags() {
+        let parse = |argv: &[&str]| {
+            let mut full = vec!["kiln"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full).map(|cli| cli.command)
+        };
+        assert!(matches!(parse(&["stats"]), Ok(Command::Stats(_))));
+        assert!(matches!(
+            parse(&["stats", "--no-stream", "-a", "--format", "json", "web"]),
+            Ok(Command::Stats(_))
+        ));
+        assert!(matches!(
+            parse(&["container", "stats", "--no-trunc", "a", "b"]),
+            Ok(Command::Container { command: ContainerCommand::Stats(_) })
+        ));
+        assert!(matches!(parse(&["diff", "web"]), Ok(Command::Diff(_))));
+        assert!(matches!(
+            parse(&["container", "diff", "web"]),
+            Ok(Command::Container { command: ContainerCommand::Diff(_) })
+        ));
+        assert!(parse(&["diff"]).is_err());
+        assert!(matches!(
+            parse(&["events", "--since", "1h", "-f", "type=container", "--format", "{{json .}}"]),
+            Ok(Command::Events(_))
+        ));
+        assert!(matches!(
+            parse(&["system", "events", "--until", "2023-11-14T22:13:20Z"]),
+            Ok(Command::System { command: SystemCommand::Events(_) })
+        ));
     }
 
     #[test]

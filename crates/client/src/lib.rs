@@ -6,7 +6,8 @@
 //! against `kiln daemon` and against `dockerd` alike. Answers are decoded
 //! into `kiln-api-types`; failures are [`ClientError`]s, with the daemon's
 //! own message for error answers. Archives (`load`, `save`, `import`)
-//! stream in both directions, never whole in memory; so do container logs.
+//! stream in both directions, never whole in memory; so do container logs,
+//! stats and events ([`StatsStream`], [`EventStream`]).
 //! `attach` and `exec start` hijack the connection ([`Attached`]): the
 //! container's output comes one way ([`OutputStream`], demultiplexed unless
 //! it has a tty) and its stdin goes the other ([`InputWriter`]).
@@ -22,6 +23,7 @@ mod exec;
 mod fake_daemon;
 mod host;
 mod image;
+mod monitor;
 mod query;
 mod stream;
 mod transport;
@@ -38,6 +40,7 @@ pub use container::{AttachOptions, ContainerListOptions, LogsOptions, PendingWai
 pub use error::ClientError;
 pub use host::{Host, HostError};
 pub use image::{split_tag, ImageListOptions, ImportOptions};
+pub use monitor::{Change, ChangeKind, EventStream, JsonStream, StatsStream};
 pub use stream::{OutputStream, StreamKind};
 
 use transport::RequestBody;

@@ -47,6 +47,8 @@ pub enum ContainerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Archive(super::archive::ArchiveError),
+    #[error(transparent)]
     Volume(crate::volumes::VolumeError),
     #[error("cannot {action} {}", .path.display())]
     Io {
@@ -96,6 +98,12 @@ impl HasKind for ContainerError {
             }
             Self::Image(err) => err.kind(),
             Self::Volume(err) => err.kind(),
+            Self::Archive(err) => match err {
+                super::archive::ArchiveError::NotFound { .. } => ErrorKind::NotFound,
+                super::archive::ArchiveError::NotADirectory { .. }
+                | super::archive::ArchiveError::BadEntry { .. } => ErrorKind::InvalidArgument,
+                super::archive::ArchiveError::Io { .. } => ErrorKind::Internal,
+            },
             Self::Spec(_) | Self::User(_) => ErrorKind::InvalidArgument,
             Self::Store(_) | Self::Io { .. } | Self::Snapshot { .. } | Self::Shim { .. } => {
                 ErrorKind::Internal

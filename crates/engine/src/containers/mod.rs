@@ -18,6 +18,7 @@
 //! daemon restart, [`Containers::recover`] reconnects to live shims and
 //! reads the exit records of those that ended while the daemon was away.
 
+pub mod archive;
 mod error;
 pub mod health;
 mod logs;
@@ -1820,7 +1821,32 @@ impl Containers {
         let (image, _) = self.images.for_container(&image_id)?;
         let lowers: Vec<PathBuf> = image.chain_ids.iter().map(|c| snapshots.layer_dir(c)).collect();
         let refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
-        Ok(kiln_snapshot::changes(&dirs.upper, &refs))
+        let all = kiln_snapshot::changes(&dirs.upper, &refs);
+        // docker-compat: mount points the runtime made (/proc, /etc/hosts,
+        // volume targets…) are not the container's changes.
+        let mut targets: Vec<String> = kiln_runtime::template::default_mounts()
+            .iter()
+            .map(|m| m.destination.display().to_string())
+            .chain(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"].map(str::to_owned))
+            .collect();
+        {
+            let r = lock(&entry.record);
+            targets.extend(r.mounts.iter().map(|m| m.destination.clone()));
+            targets.extend(r.request.host.tmpfs.keys().cloned());
+        }
+        let kept: Vec<kiln_snapshot::Change> =
+            all.iter().filter(|c| !targets.contains(&c.path)).cloned().collect();
+        let is_parent = |dir: &str, path: &str| path.starts_with(&format!("{dir}/"));
+        Ok(kept
+            .iter()
+            .filter(|c| {
+                // An added directory that only holds mount points goes too.
+                let holds_target = targets.iter().any(|t| is_parent(&c.path, t));
+                let holds_change = kept.iter().any(|o| is_parent(&c.path, &o.path));
+                c.kind != kiln_snapshot::ChangeKind::Added || !holds_target || holds_change
+            })
+            .cloned()
+            .collect())
     }
 
     /// Bytes the container wrote (its writable layer), and those plus its
@@ -1839,6 +1865,85 @@ impl Containers {
         let image = self.images.inspect(&image_id).map_or(0, |d| d.size);
         let rw = i64::try_from(rw).unwrap_or(i64::MAX);
         (rw, rw.saturating_add(i64::try_from(image).unwrap_or(i64::MAX)))
+    }
+
+    /// Run `op` on the container's filesystem, for `docker cp`: `op` gets
+    /// the directory to resolve in, the path inside it and the container's
+    /// id. A path inside a volume or bind goes to that mount's source; the
+    /// rootfs of a stopped container is mounted for the time of `op`.
+    pub fn with_filesystem<R>(
+        &self,
+        name: &str,
+        path: &str,
+        op: impl FnOnce(&Path, &str, &str) -> Result<R, archive::ArchiveError>,
+    ) -> Result<R, ContainerError> {
+        let entry = self.find(name)?;
+        // Not while it starts or stops: the rootfs mount is the shim's then.
+        let _op = entry.ops.blocking_lock();
+        let (id, alive, mounts) = {
+            let r = lock(&entry.record);
+            (r.id.clone(), r.state.status.is_alive(), r.mounts.clone())
+        };
+        let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+        let run = |root: &Path, inner: &str| op(root, inner, &id).map_err(ContainerError::Archive);
+        let covering = mounts
+            .iter()
+            .filter(|m| m.kind != "tmpfs")
+            .filter(|m| {
+                let d = m.destination.trim_end_matches('/');
+                path == d || path.starts_with(&format!("{d}/"))
+            })
+            .max_by_key(|m| m.destination.len());
+        if let Some(m) = covering {
+            let rest = &path[m.destination.trim_end_matches('/').len()..];
+            let inner = if rest.is_empty() { "/" } else { rest };
+            return run(Path::new(&m.source), inner);
+        }
+        let rootfs = self.paths.bundles.join(&id).join("rootfs");
+        if alive {
+            return run(&rootfs, &path);
+        }
+        let spec_path = self.paths.bundles.join(&id).join("kiln-rootfs.json");
+        let text =
+            std::fs::read(&spec_path).map_err(ContainerError::io("read", spec_path.clone()))?;
+        let spec: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| ContainerError::Io {
+                action: "read",
+                path: spec_path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        let fstype = spec["fstype"].as_str().unwrap_or("overlay").to_owned();
+        let source = spec["source"].as_str().unwrap_or("overlay").to_owned();
+        let options: Vec<String> = spec["options"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        std::fs::create_dir_all(&rootfs).map_err(ContainerError::io("create", rootfs.clone()))?;
+        let mounted = if fstype == "bind" {
+            let ro = options.iter().any(|o| o == "ro");
+            let mut flags = nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC;
+            if ro {
+                flags |= nix::mount::MsFlags::MS_RDONLY;
+            }
+            nix::mount::mount(Some(source.as_str()), &rootfs, None::<&str>, flags, None::<&str>)
+        } else {
+            let data = options.join(",");
+            nix::mount::mount(
+                Some(source.as_str()),
+                &rootfs,
+                Some(fstype.as_str()),
+                nix::mount::MsFlags::empty(),
+                Some(data.as_str()),
+            )
+        };
+        mounted.map_err(|e| ContainerError::Io {
+            action: "mount",
+            path: rootfs.clone(),
+            source: e.into(),
+        })?;
+        let result = run(&rootfs, &path);
+        let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
+        result
     }
 
     // ---- attach, resize, logs -------------------------------------------
