@@ -102,7 +102,8 @@ EOF
     podman_ms=$(median_ms "$work/prun.json")
     $pod run -d --network none --name idle bb sleep 1000 >/dev/null
     sleep 1
-    conmon_kb=$(ps -o rss= -C conmon | head -1 | tr -d ' ')
+    # conmon double-forks: the live one is the largest.
+    conmon_kb=$(ps -o rss= -C conmon | sort -n | tail -1 | tr -d ' ')
     $pod rm -f idle >/dev/null
 fi
 

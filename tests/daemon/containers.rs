@@ -558,18 +558,29 @@ fn fifty_parallel_runs_all_succeed_and_leave_nothing_behind() {
         );
     }
     assert_eq!(daemon.kiln_ok(&["ps", "-aq"]), "");
+    // Shims clean up (cgroups, runtime state, mounts) just after they
+    // report the exit: give them a moment.
     let left = |dir: std::path::PathBuf| std::fs::read_dir(&dir).map_or(0, |d| d.count());
+    let root = daemon.root().display().to_string();
+    let shims_left = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &format!("kiln shim.*{root}")])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (left(daemon.exec_root().join("runtime")) > 0 || !shims_left().is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(left(daemon.exec_root().join("runtime")), 0, "runtime state left");
     assert_eq!(left(daemon.exec_root().join("containers")), 0, "shim state left");
     assert_eq!(left(daemon.root().join("containers")), 0, "bundles left");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    let root = daemon.root().display().to_string();
     assert!(!mounts.contains(&root), "mounts left under {root}");
-    let shims = std::process::Command::new("pgrep")
-        .args(["-f", &format!("kiln shim.*{root}")])
-        .output()
-        .expect("pgrep");
-    assert!(shims.stdout.is_empty(), "shims left: {}", String::from_utf8_lossy(&shims.stdout));
+    assert_eq!(shims_left(), "", "shims left");
 }
 
 #[test]

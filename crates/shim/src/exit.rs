@@ -45,18 +45,15 @@ fn oom_in_control(text: &str) -> bool {
     field(text, "oom_kill") > 0 || field(text, "under_oom") > 0
 }
 
-/// Writes `record` to `path` atomically: a temp file, fsynced, renamed.
+/// Writes `record` to `path` atomically: a temp file, renamed. Not
+/// fsynced: it lives in the runtime-state dir (/run), which a reboot
+/// empties anyway; a daemon restart only needs it whole.
 pub(crate) fn write_record(path: &Path, record: &ExitRecord) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(&serde_json::to_vec(record).map_err(io::Error::other)?)?;
-    file.sync_all()?;
     drop(file);
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads an `exit.json`.

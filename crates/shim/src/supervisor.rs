@@ -968,6 +968,15 @@ impl Supervisor {
                 self.send_exit(key, &record);
             }
         }
+        // The exit is news now: send it before the slow clean-up (cgroups,
+        // mounts), so `run --rm` and `wait` return without waiting for it.
+        for key in self.clients.keys() {
+            if let Some(client) = self.clients.get_mut(key) {
+                if client.flush().is_ok() && client.is_finished() {
+                    let _ = client.sock.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
         self.delete_container();
         // Exec'd processes died with the container; their statuses may have
         // been reaped by the runtime's delete.

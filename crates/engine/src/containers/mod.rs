@@ -1127,8 +1127,11 @@ impl Containers {
                 kiln_shim::logfile::parse_time(&exit.finished_at).unwrap_or_else(now_nanos);
             (r.id.clone(), r.request.host.auto_remove)
         };
-        if let Err(err) = self.persist(entry) {
-            tracing::error!(container = %id, error = %err, "cannot record the exit");
+        // A `--rm` container is deleted next: no need to record its exit.
+        if !auto_remove {
+            if let Err(err) = self.persist(entry) {
+                tracing::error!(container = %id, error = %err, "cannot record the exit");
+            }
         }
         tracing::info!(container = %id, exit_code = exit.exit_code, "container exited");
         if exit.oom_killed {
@@ -2467,14 +2470,14 @@ fn read_exit_file(path: &Path) -> Option<ExitRecord> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Write a file atomically: temp, fsync, rename.
+/// Write a file atomically (temp, rename), without fsync.
 fn write_file(path: &Path, data: &[u8]) -> Result<(), ContainerError> {
     use std::io::Write as _;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(ContainerError::io("write", tmp.clone()))?;
-    file.write_all(data)
-        .and_then(|_| file.sync_all())
-        .map_err(ContainerError::io("write", tmp.clone()))?;
+    // No fsync: bundle files derive from the record and are rewritten at
+    // every start, so a crash costs nothing but a rewrite.
+    file.write_all(data).map_err(ContainerError::io("write", tmp.clone()))?;
     std::fs::rename(&tmp, path).map_err(ContainerError::io("write", path.to_owned()))
 }
 
