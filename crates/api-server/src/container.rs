@@ -564,10 +564,12 @@ fn to_wire_inspect(engine: &Engine, record: &ContainerRecord) -> wire::Container
                 .map(|u| wire::Ulimit { name: u.name.clone(), soft: u.soft, hard: u.hard })
                 .collect(),
         ),
-        masked_paths: Some(kiln_runtime_paths::MASKED.iter().map(|p| (*p).to_owned()).collect())
-            .filter(|_| !h.privileged),
+        masked_paths: Some(
+            kiln_engine::containers::MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        )
+        .filter(|_| !h.privileged),
         readonly_paths: Some(
-            kiln_runtime_paths::READONLY.iter().map(|p| (*p).to_owned()).collect(),
+            kiln_engine::containers::READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
         )
         .filter(|_| !h.privileged),
         ..Default::default()
@@ -634,25 +636,6 @@ fn to_wire_inspect(engine: &Engine, record: &ContainerRecord) -> wire::Container
         },
         ..Default::default()
     }
-}
-
-/// Docker's default masked and read-only paths, as inspect lists them.
-mod kiln_runtime_paths {
-    pub const MASKED: [&str; 11] = [
-        "/proc/asound",
-        "/proc/acpi",
-        "/proc/kcore",
-        "/proc/keys",
-        "/proc/latency_stats",
-        "/proc/timer_list",
-        "/proc/timer_stats",
-        "/proc/sched_debug",
-        "/proc/scsi",
-        "/sys/firmware",
-        "/sys/devices/virtual/powercap",
-    ];
-    pub const READONLY: [&str; 5] =
-        ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 }
 
 fn c_image(record: &ContainerRecord) -> String {

@@ -6,7 +6,6 @@
 //! failure and exit 1 if there was one.
 
 use std::future::Future;
-use std::io::{BufRead as _, Write as _};
 
 use clap::Args;
 use kiln_api_types::ContainerTopResponse;
@@ -207,7 +206,8 @@ fn render_top(answer: &ContainerTopResponse) -> String {
 
 pub async fn prune(global: &GlobalArgs, args: &PruneArgs) -> anyhow::Result<()> {
     let filters = parse_filters(&args.filters)?;
-    if !args.force && !confirm("WARNING! This will remove all stopped containers.")? {
+    if !args.force && !crate::output::confirm("WARNING! This will remove all stopped containers.")?
+    {
         return Ok(());
     }
     let client = crate::connect(global).await?;
@@ -228,15 +228,6 @@ fn render_prune(deleted: Option<&[String]>, space_reclaimed: u64) -> String {
     }
     out.push_str(&format!("Total reclaimed space: {}\n", human_size_4(space_reclaimed)));
     out
-}
-
-/// Ask `[y/N]` on the terminal; true for yes.
-fn confirm(warning: &str) -> anyhow::Result<bool> {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 /// Run `op` on every container at once; print what each success returns

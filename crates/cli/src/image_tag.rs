@@ -1,7 +1,5 @@
 //! `kiln tag`, `kiln rmi` and `kiln image prune`.
 
-use std::io::{BufRead as _, Write as _};
-
 use clap::Args;
 use kiln_client::split_tag;
 
@@ -81,11 +79,7 @@ pub async fn prune(global: &GlobalArgs, args: &PruneArgs) -> anyhow::Result<()> 
         } else {
             "WARNING! This will remove all dangling images."
         };
-        print!("{warning}\nAre you sure you want to continue? [y/N] ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        if !crate::output::confirm(warning)? {
             return Ok(());
         }
     }

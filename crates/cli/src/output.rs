@@ -221,6 +221,17 @@ fn significant(value: f64, digits: usize) -> String {
     }
 }
 
+/// Ask `[y/N]` on the terminal, as the docker CLI's prune commands do;
+/// true for yes.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead as _, Write as _};
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

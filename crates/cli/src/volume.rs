@@ -3,7 +3,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, Write as _};
 
 use clap::Args;
 use kiln_api_types::{ApiVersion, Volume, VolumeCreateRequest};
@@ -316,7 +315,7 @@ pub async fn remove(global: &GlobalArgs, args: &RemoveArgs) -> anyhow::Result<()
 pub async fn prune(global: &GlobalArgs, args: &PruneArgs) -> anyhow::Result<()> {
     let client = crate::connect(global).await?;
     let (filters, warning) = prune_filters(args, client.api_version())?;
-    if !args.force && !confirm(warning)? {
+    if !args.force && !crate::output::confirm(warning)? {
         return Ok(());
     }
     let report = client.volumes_prune(&filters).await?;
@@ -356,15 +355,6 @@ fn render_prune(deleted: Option<&[String]>, space_reclaimed: u64) -> String {
     }
     out.push_str(&format!("Total reclaimed space: {}\n", human_size_4(space_reclaimed)));
     out
-}
-
-/// Ask `[y/N]` on the terminal; true for yes.
-fn confirm(warning: &str) -> anyhow::Result<bool> {
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ use kiln_types::{ContainerStatus, Digest};
 use tokio::sync::watch;
 
 pub use error::ContainerError;
+pub use kiln_runtime::template::{MASKED_PATHS, READONLY_PATHS};
 pub use logs::{LogEntry, LogOptions, LogStream};
 pub use model::{
     ContainerRecord, ContainerState, CreateRequest, DeviceRequest, HostOptions, MountPoint,
@@ -836,10 +837,7 @@ impl Containers {
     }
 
     async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<bool, ContainerError> {
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if status.is_alive() {
             return Ok(false);
         }
@@ -1439,10 +1437,7 @@ impl Containers {
     /// `POST /containers/{id}/kill`.
     pub async fn kill(&self, name: &str, signal: Option<&str>) -> Result<(), ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if !status.is_alive() {
             return Err(ContainerError::NotRunning { id });
         }
@@ -1479,10 +1474,7 @@ impl Containers {
     /// `POST /containers/{id}/pause`.
     pub fn pause(&self, name: &str) -> Result<(), ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         match status {
             ContainerStatus::Running => {}
             ContainerStatus::Paused => {
@@ -1502,10 +1494,7 @@ impl Containers {
     /// `POST /containers/{id}/unpause`.
     pub fn unpause(&self, name: &str) -> Result<(), ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if status != ContainerStatus::Paused {
             return Err(ContainerError::NotPaused { id });
         }
@@ -1571,10 +1560,7 @@ impl Containers {
         volumes: bool,
     ) -> Result<(), ContainerError> {
         let _op = entry.ops.lock().await;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if lock(&self.entries).get(&id).is_none() {
             return Ok(());
         }
@@ -1774,10 +1760,7 @@ impl Containers {
     /// `GET /containers/{id}/top`: the pids of the container.
     pub fn pids(&self, name: &str) -> Result<Vec<i32>, ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if !status.is_alive() {
             return Err(ContainerError::NotRunning { id });
         }
@@ -1986,10 +1969,7 @@ impl Containers {
     /// `POST /containers/{id}/resize`.
     pub async fn resize(&self, name: &str, height: u32, width: u32) -> Result<(), ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         if !status.is_alive() {
             return Err(ContainerError::NotRunning { id });
         }
@@ -2023,10 +2003,7 @@ impl Containers {
     /// `POST /containers/{id}/exec`.
     pub fn exec_create(&self, name: &str, request: ExecRequest) -> Result<String, ContainerError> {
         let entry = self.find(name)?;
-        let (id, status) = {
-            let r = lock(&entry.record);
-            (r.id.clone(), r.state.status)
-        };
+        let (id, status) = entry.id_and_status();
         match status {
             ContainerStatus::Running => {}
             ContainerStatus::Paused => {
@@ -2246,6 +2223,12 @@ impl crate::images::ImageUsers for Containers {
 }
 
 impl Entry {
+    /// The container's id and status now.
+    fn id_and_status(&self) -> (String, ContainerStatus) {
+        let r = lock(&self.record);
+        (r.id.clone(), r.state.status)
+    }
+
     fn new(record: ContainerRecord) -> Entry {
         let progress = Progress { exit_code: record.state.exit_code, ..Progress::default() };
         Entry {
