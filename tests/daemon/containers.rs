@@ -610,3 +610,22 @@ fn logs_follow_loses_none_of_200000_fast_lines() {
         "lines out of order or lost"
     );
 }
+
+#[test]
+fn kiln_export_writes_the_containers_filesystem_as_a_tar() {
+    kiln_testing::require_privileged!();
+    let daemon = daemon_with_busybox();
+    let (code, _, id) = run_script(&daemon, "echo kept > /exported.txt", json!({}));
+    assert_eq!(code, 0);
+    let out = daemon.dir.path().join("export.tar");
+    daemon.kiln_ok(&["export", "-o", out.to_str().expect("utf-8"), &id]);
+    let listing = std::process::Command::new("tar").arg("-tf").arg(&out).output().expect("tar -t");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(names.lines().any(|l| l == "exported.txt"), "{names}");
+    assert!(names.lines().any(|l| l == "bin/busybox"), "{names}");
+    let missing = daemon.kiln_run(&["export", "-o", out.to_str().expect("utf-8"), "kiln-t-nope"]);
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(missing.stderr.contains("No such container: kiln-t-nope"), "{missing:?}");
+    // A failed export leaves the earlier file as it was.
+    assert!(std::fs::metadata(&out).expect("still there").len() > 0);
+}

@@ -40,28 +40,67 @@ pub struct SaveArgs {
 }
 
 pub async fn save(global: &GlobalArgs, args: &SaveArgs) -> anyhow::Result<()> {
-    let Some(path) = &args.output else {
-        if std::io::stdout().is_terminal() {
-            anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    let client = crate::connect(global).await?;
+    let names = args.names.clone();
+    write_output(args.output.as_deref(), "save image", "save", async move |out| {
+        client.image_save(&names, out).await
+    })
+    .await
+}
+
+/// Where a downloaded archive goes: standard output, or a file.
+pub(crate) enum Output {
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>),
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Stdout(w) => w.write(buf),
+            Output::File(w) => w.write(buf),
         }
-        let client = crate::connect(global).await?;
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-        client.image_save(&args.names, &mut out).await?;
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Output::Stdout(w) => w.flush(),
+            Output::File(w) => w.flush(),
+        }
+    }
+}
+
+/// Stream an archive from `fetch` to `output`, or to standard output when
+/// it is not a terminal. As docker: a file is written beside the target,
+/// then renamed, so a failure leaves no partial file under the name asked
+/// for. `what` names the failure (`save image`), `verb` the refusal.
+pub(crate) async fn write_output(
+    output: Option<&Path>,
+    what: &str,
+    verb: &str,
+    fetch: impl AsyncFnOnce(&mut Output) -> Result<(), kiln_client::ClientError>,
+) -> anyhow::Result<()> {
+    let Some(path) = output else {
+        if std::io::stdout().is_terminal() {
+            anyhow::bail!("cowardly refusing to {verb} to a terminal. Use the -o flag or redirect");
+        }
+        let mut out = Output::Stdout(std::io::BufWriter::new(std::io::stdout().lock()));
+        fetch(&mut out).await?;
         return Ok(());
     };
-    let client = crate::connect(global).await?;
-    // As docker: write beside the target, then rename, so a failed save
-    // leaves no partial file under the name asked for.
     let temp = temp_beside(path);
     let file = std::fs::File::create(&temp)
-        .with_context(|| format!("failed to save image: cannot create {}", temp.display()))?;
-    let mut out = std::io::BufWriter::new(file);
-    let saved = client.image_save(&args.names, &mut out).await;
-    let finished = saved.map_err(anyhow::Error::from).and_then(|()| {
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("failed to save image: cannot write {}", path.display()))
+        .with_context(|| format!("failed to {what}: cannot create {}", temp.display()))?;
+    let mut out = Output::File(std::io::BufWriter::new(file));
+    let fetched = fetch(&mut out).await;
+    let finished = fetched.map_err(anyhow::Error::from).and_then(|()| match out {
+        Output::File(out) => {
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&temp, path)
+                .with_context(|| format!("failed to {what}: cannot write {}", path.display()))
+        }
+        Output::Stdout(_) => Ok(()),
     });
     if finished.is_err() {
         let _ = std::fs::remove_file(&temp);

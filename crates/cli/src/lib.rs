@@ -11,6 +11,7 @@
 pub mod autostart;
 mod container_create;
 mod container_exec;
+mod container_export;
 mod container_inspect;
 mod container_list;
 mod container_logs;
@@ -119,6 +120,8 @@ pub enum Command {
     Top(container_ops::TopArgs),
     /// Fetch the logs of a container
     Logs(container_logs::LogsArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container_export::ExportArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(monitor::StatsArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -166,6 +169,8 @@ pub enum ContainerCommand {
     Top(container_ops::TopArgs),
     /// Fetch the logs of a container
     Logs(container_logs::LogsArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(container_export::ExportArgs),
     /// Remove all stopped containers
     Prune(container_ops::PruneArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -341,6 +346,7 @@ async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> 
             Command::Rename(args) => container_ops::rename(global, &args).await,
             Command::Top(args) => container_ops::top(global, &args).await,
             Command::Logs(args) => container_logs::run(global, &args).await,
+            Command::Export(args) => container_export::run(global, &args).await,
             Command::Stats(args) => monitor::stats(global, &args).await,
             Command::Diff(args) => monitor::diff(global, &args).await,
             Command::Events(args) | Command::System { command: SystemCommand::Events(args) } => {
@@ -372,6 +378,7 @@ async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow
         ContainerCommand::Rename(args) => container_ops::rename(global, &args).await,
         ContainerCommand::Top(args) => container_ops::top(global, &args).await,
         ContainerCommand::Logs(args) => container_logs::run(global, &args).await,
+        ContainerCommand::Export(args) => container_export::run(global, &args).await,
         ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
         ContainerCommand::Stats(args) => monitor::stats(global, &args).await,
         ContainerCommand::Diff(args) => monitor::diff(global, &args).await,

@@ -265,6 +265,16 @@ impl Client {
     }
 
     /// `GET /containers/{id}/top?ps_args=`.
+    /// `GET /containers/{id}/export`: the container's filesystem as a tar,
+    /// written to `out` as it arrives.
+    pub async fn container_export(
+        &self,
+        id: &str,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), ClientError> {
+        self.download(&format!("/containers/{}/export", escape_segment(id)), out).await
+    }
+
     pub async fn container_top(
         &self,
         id: &str,

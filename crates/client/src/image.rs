@@ -117,7 +117,16 @@ impl Client {
         out: &mut impl Write,
     ) -> Result<(), ClientError> {
         let query: Vec<(&str, String)> = names.iter().map(|n| ("names", n.clone())).collect();
-        let path = self.versioned(&with_query("/images/get", &query));
+        self.download(&with_query("/images/get", &query), out).await
+    }
+
+    /// `GET` an archive at `path` (unversioned) into `out` as it arrives.
+    pub(crate) async fn download(
+        &self,
+        path: &str,
+        out: &mut impl Write,
+    ) -> Result<(), ClientError> {
+        let path = self.versioned(path);
         let response =
             transport::send_streaming(&self.host, Method::GET, &path, transport::empty()).await?;
         let (parts, mut body) = response.into_parts();
