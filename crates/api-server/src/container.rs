@@ -30,7 +30,10 @@ const MUX_STREAM: &str = "application/vnd.docker.multiplexed-stream";
 /// Docker's "zero" time.
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
-async fn read_json<T: serde::de::DeserializeOwned + Default, B>(body: B) -> Result<T, ApiError>
+/// A JSON request body; an empty one is the type's default.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned + Default, B>(
+    body: B,
+) -> Result<T, ApiError>
 where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,

@@ -5,13 +5,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::BodyExt as _;
 use hyper::body::Body as HttpBody;
 use kiln_api_types as wire;
 use kiln_engine::volumes::{VolumeError, VolumeRecord};
 use kiln_engine::Engine;
 
-use crate::container::parse_filters;
+use crate::container::{parse_filters, read_json};
 use crate::error::ApiError;
 use crate::query::Query;
 use crate::reply::{self, Body};
@@ -79,17 +78,7 @@ where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
-    let bytes = body
-        .collect()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {}", e.into())))?
-        .to_bytes();
-    let request: wire::VolumeCreateRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-        wire::VolumeCreateRequest::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?
-    };
+    let request: wire::VolumeCreateRequest = read_json(body).await?;
     let (record, _) = engine
         .volumes()
         .create(
