@@ -306,3 +306,13 @@ pub fn busybox_rootfs_tar(dir: &Path) -> PathBuf {
     assert!(status.success(), "tar failed");
     tar
 }
+
+/// The `docker` CLI on PATH. scripts/test installs one (docker.io) when
+/// there is none, so its absence is a failure, not a skip.
+pub fn docker_cli() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("docker"))
+        .find(|p| p.is_file())
+        .expect("no docker CLI on PATH: run scripts/test, which installs one")
+}

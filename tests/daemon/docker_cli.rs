@@ -4,13 +4,8 @@ use std::process::Command;
 
 use crate::common::TestDaemon;
 
-fn docker_cli() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("docker")).find(|p| p.is_file())
-}
-
 fn docker(daemon: &TestDaemon, args: &[&str]) -> String {
-    let docker = docker_cli().expect("docker CLI");
+    let docker = crate::common::docker_cli();
     let output = Command::new(docker)
         .args(args)
         .env("DOCKER_HOST", daemon.host())
@@ -30,10 +25,6 @@ fn docker(daemon: &TestDaemon, args: &[&str]) -> String {
 
 #[test]
 fn docker_cli_negotiates_down_and_reads_version_and_info() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on PATH");
-        return;
-    }
     let daemon = TestDaemon::start();
     let version = docker(&daemon, &["version", "--format", "{{.Server.Version}}"]);
     assert_eq!(version, format!("{}\n", env!("CARGO_PKG_VERSION")));
@@ -48,7 +39,7 @@ fn docker_cli_negotiates_down_and_reads_version_and_info() {
 
 /// `docker ARGS` against `daemon`, finished (may fail).
 fn docker_run(daemon: &TestDaemon, args: &[&str]) -> crate::common::Run {
-    let docker = docker_cli().expect("docker CLI");
+    let docker = crate::common::docker_cli();
     crate::common::Run::of(
         Command::new(docker)
             .args(args)
@@ -61,10 +52,6 @@ fn docker_run(daemon: &TestDaemon, args: &[&str]) -> crate::common::Run {
 
 #[test]
 fn docker_cli_lists_inspects_tags_and_removes_kiln_images() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on PATH");
-        return;
-    }
     let daemon = TestDaemon::start();
     let id = daemon.import_busybox("busybox:test");
     assert_eq!(
@@ -105,10 +92,6 @@ fn docker_cli_lists_inspects_tags_and_removes_kiln_images() {
 
 #[test]
 fn docker_save_and_load_exchange_archives_with_kiln() {
-    if docker_cli().is_none() {
-        eprintln!("skipped: no docker CLI on PATH");
-        return;
-    }
     let first = TestDaemon::start();
     let id = first.import_busybox("app:1");
     let second = TestDaemon::start();

@@ -13,11 +13,6 @@ use crate::common::{Run, TestDaemon};
 /// How long one `docker` command may take before it counts as hung.
 const COMMAND_LIMIT: &str = "30";
 
-fn docker_cli() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("docker")).find(|p| p.is_file())
-}
-
 /// A daemon with busybox imported as `bb`, driven by the `docker` CLI.
 struct Session {
     daemon: TestDaemon,
@@ -25,15 +20,11 @@ struct Session {
 }
 
 impl Session {
-    /// `None` (with the reason printed) when no `docker` CLI is on PATH.
-    fn start() -> Option<Session> {
-        let Some(docker) = docker_cli() else {
-            eprintln!("skipped: no docker CLI on PATH");
-            return None;
-        };
+    fn start() -> Session {
+        let docker = crate::common::docker_cli();
         let daemon = TestDaemon::start();
         daemon.import_busybox("bb");
-        Some(Session { daemon, docker })
+        Session { daemon, docker }
     }
 
     /// `timeout 30 docker ARGS` with this daemon as DOCKER_HOST.
@@ -138,7 +129,7 @@ fn not_hung(args: &[&str], run: Run) -> Run {
 #[test]
 fn docker_run_prints_output_passes_exit_codes_and_logs_follow_the_container() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
 
     let hi = s.run(&["run", "--rm", "bb", "echo", "hi"]);
     assert_eq!((hi.code, hi.stdout.as_str()), (Some(0), "hi\n"), "{hi:?}");
@@ -233,7 +224,7 @@ fn docker_run_prints_output_passes_exit_codes_and_logs_follow_the_container() {
 #[test]
 fn docker_exec_runs_commands_with_stdin_and_exit_codes_in_a_running_container() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
     s.run_ticker("web");
 
     assert_eq!(s.ok(&["exec", "web", "echo", "inside"]), "inside\n");
@@ -257,7 +248,7 @@ fn docker_exec_runs_commands_with_stdin_and_exit_codes_in_a_running_container() 
 #[test]
 fn docker_moves_a_container_through_its_lifecycle() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
     let id = s.run_ticker("web");
 
     assert_eq!(s.inspect("{{.State.Running}} {{.Name}} {{.Id}}", "web"), format!("true /web {id}"));
@@ -346,7 +337,7 @@ fn docker_moves_a_container_through_its_lifecycle() {
 #[test]
 fn docker_volumes_keep_data_between_containers() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
 
     let wrote =
         s.run(&["run", "--rm", "-v", "kiln-t-data:/data", "bb", "sh", "-c", "echo x > /data/f"]);
@@ -380,7 +371,7 @@ fn docker_volumes_keep_data_between_containers() {
 #[test]
 fn docker_reports_missing_commands_running_removals_and_name_conflicts() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
 
     let missing = s.run(&["run", "--name", "kiln-t-missing", "bb", "nope-command"]);
     assert_eq!(missing.code, Some(127), "{missing:?}");
@@ -444,7 +435,7 @@ fn docker_reports_missing_commands_running_removals_and_name_conflicts() {
 #[test]
 fn docker_cp_copies_files_both_ways_and_diff_and_stats_answer() {
     kiln_testing::require_privileged!();
-    let Some(s) = Session::start() else { return };
+    let s = Session::start();
     let work = s.daemon.dir.path().join("cp");
     std::fs::create_dir_all(work.join("in/sub")).expect("mkdir");
     std::fs::write(work.join("in/sub/file.txt"), "from the host\n").expect("write");

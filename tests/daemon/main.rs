@@ -1,6 +1,7 @@
 //! End-to-end tests of `kiln daemon` and the API commands: the built binary
-//! serves a temp root over a temp socket; raw HTTP, `kiln` and, when one is
-//! on PATH, the `docker` CLI talk to it. The container tests run real
+//! serves a temp root over a temp socket; raw HTTP, `kiln`, the `docker` CLI
+//! and docker-py talk to it (scripts/test installs the last two when they
+//! are missing; without them those tests fail). The container tests run real
 //! containers and need root (`KILN_PRIVILEGED_TESTS=1`); the others do not.
 
 mod api;
