@@ -294,7 +294,6 @@ fn run_script(
         .expect("code");
     let logs = daemon.request("GET", &format!("/v1.47/containers/{id}/logs?stdout=1&stderr=1"));
     let (out, err) = demux(&logs.body);
-    assert!(err.is_empty() || code != 0 || !err.is_empty(), "unreachable");
     if code != 0 {
         eprintln!("container {id} exited {code}: stdout {out:?} stderr {err:?}");
     }

@@ -27,6 +27,9 @@ use crate::stream::blocking;
 
 const RAW_STREAM: &str = "application/vnd.docker.raw-stream";
 const MUX_STREAM: &str = "application/vnd.docker.multiplexed-stream";
+/// How long an exec waits after its stream's 101, for clients that read
+/// the head through a buffer (see `hijack_later`).
+const EXEC_START_GRACE: std::time::Duration = std::time::Duration::from_millis(5);
 /// Docker's "zero" time.
 const NEVER: &str = "0001-01-01T00:00:00Z";
 
@@ -1371,6 +1374,14 @@ where
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (mut client_read, mut client_write) = tokio::io::split(io);
+        if report_errors {
+            // docker-compat: docker-py reads the 101's head through a
+            // buffered reader and then the raw socket, so output that
+            // arrives before it has read the head is lost. dockerd is slow
+            // enough to start an exec that this never happens; give the
+            // client the same moment before the exec starts.
+            tokio::time::sleep(EXEC_START_GRACE).await;
+        }
         let attached = match attached.await {
             Ok(a) => a,
             Err(err) => {

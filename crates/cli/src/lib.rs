@@ -255,31 +255,7 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result: anyhow::Result<u8> = runtime.block_on(async {
-        // The verbs that exit with a container's code print their own errors.
-        let code = match command {
-            Command::Run(args) | Command::Container { command: ContainerCommand::Run(args) } => {
-                container_run::run(global, &args).await
-            }
-            Command::Create(args)
-            | Command::Container { command: ContainerCommand::Create(args) } => {
-                container_run::create(global, &args).await
-            }
-            Command::Start(args)
-            | Command::Container { command: ContainerCommand::Start(args) } => {
-                container_run::start(global, &args).await
-            }
-            Command::Attach(args)
-            | Command::Container { command: ContainerCommand::Attach(args) } => {
-                container_run::attach(global, &args).await
-            }
-            Command::Exec(args) | Command::Container { command: ContainerCommand::Exec(args) } => {
-                container_exec::exec(global, &args).await
-            }
-            other => return run_plain(global, other).await.map(|()| 0),
-        };
-        Ok(code)
-    });
+    let result = runtime.block_on(dispatch(global, command));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -289,15 +265,17 @@ pub fn run(global: &GlobalArgs, command: Command) -> ExitCode {
     }
 }
 
-/// The verbs that succeed or fail, with exit code 0 or 1.
-async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> {
-    {
+/// Run one command: the exit code of the verbs that exit with a
+/// container's (they print their own errors), 0 for the others' success.
+async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
+    let plain = {
         match command {
-            Command::Run(_)
-            | Command::Create(_)
-            | Command::Start(_)
-            | Command::Attach(_)
-            | Command::Exec(_) => unreachable_verb(),
+            Command::Run(args) => return Ok(container_run::run(global, &args).await),
+            Command::Create(args) => return Ok(container_run::create(global, &args).await),
+            Command::Start(args) => return Ok(container_run::start(global, &args).await),
+            Command::Attach(args) => return Ok(container_run::attach(global, &args).await),
+            Command::Exec(args) => return Ok(container_exec::exec(global, &args).await),
+            Command::Container { command } => return run_container(global, command).await,
             Command::Version(args) => version::run(global, &args).await,
             Command::Info(args) | Command::System { command: SystemCommand::Info(args) } => {
                 info::run(global, &args).await
@@ -333,7 +311,6 @@ async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> 
                 image_tag::prune(global, &args).await
             }
             Command::Volume { command } => volume::run(global, command).await,
-            Command::Container { command } => run_container(global, command).await,
             Command::Ps(args) => container_list::run(global, &args).await,
             Command::Inspect(args) => container_inspect::inspect(global, &args).await,
             Command::Stop(args) => container_ops::stop(global, &args).await,
@@ -353,17 +330,18 @@ async fn run_plain(global: &GlobalArgs, command: Command) -> anyhow::Result<()> 
                 monitor::events(global, &args).await
             }
         }
-    }
-}
-
-/// The exit-code verbs never reach [`run_plain`].
-fn unreachable_verb() -> anyhow::Result<()> {
-    Err(anyhow::anyhow!("internal error: this command is dispatched elsewhere"))
+    };
+    plain.map(|()| 0)
 }
 
 /// `kiln container …`.
-async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow::Result<()> {
-    match command {
+async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow::Result<u8> {
+    let plain = match command {
+        ContainerCommand::Run(args) => return Ok(container_run::run(global, &args).await),
+        ContainerCommand::Create(args) => return Ok(container_run::create(global, &args).await),
+        ContainerCommand::Start(args) => return Ok(container_run::start(global, &args).await),
+        ContainerCommand::Attach(args) => return Ok(container_run::attach(global, &args).await),
+        ContainerCommand::Exec(args) => return Ok(container_exec::exec(global, &args).await),
         ContainerCommand::Ls(args) => container_list::run(global, &args).await,
         ContainerCommand::Inspect(args) => {
             container_inspect::inspect_containers(global, &args).await
@@ -382,12 +360,8 @@ async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow
         ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
         ContainerCommand::Stats(args) => monitor::stats(global, &args).await,
         ContainerCommand::Diff(args) => monitor::diff(global, &args).await,
-        ContainerCommand::Run(_)
-        | ContainerCommand::Create(_)
-        | ContainerCommand::Start(_)
-        | ContainerCommand::Attach(_)
-        | ContainerCommand::Exec(_) => unreachable_verb(),
-    }
+    };
+    plain.map(|()| 0)
 }
 
 /// One line for the terminal, Docker's way: the daemon's own message after
