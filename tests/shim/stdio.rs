@@ -3,6 +3,7 @@
 use crate::common::{
     read_stdout_until, read_until_exit, require_privileged, send, FrameKind, Request, Shim,
 };
+use kiln_shim::protocol::write_frame;
 
 #[test]
 fn attach_stdin_reaches_the_container_and_closing_it_ends_stdin_once() {
@@ -26,7 +27,9 @@ fn without_open_stdin_the_container_reads_end_of_file() {
     let shim = Shim::run(&["sh", "-c", "cat; echo done"], &[]);
     let mut attach = shim.attach(true, true, true);
     shim.start_ok();
-    send(&mut attach, FrameKind::Stdin, b"ignored\n");
+    // The container may be gone already (its stdin was never open), and the
+    // shim done with this connection: a refused write is fine here.
+    let _ = write_frame(&mut attach, FrameKind::Stdin, b"ignored\n");
     let got = read_until_exit(&mut attach);
     assert_eq!((got.stdout(), got.exit_code()), ("done\n".to_owned(), 0));
     shim.assert_nothing_left();

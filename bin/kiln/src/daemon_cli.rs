@@ -62,7 +62,18 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
         hosts: args.hosts,
         debug: args.debug,
     };
-    let settings = Settings::resolve(flags, &file)?;
+    let mut settings = Settings::resolve(flags, &file)?;
+    // Shims start from a read-only view of this binary made once here, while
+    // the process has one thread: each shim is then protected from the start
+    // (CVE-2019-5736) instead of re-executing itself, which saves an exec of
+    // the whole binary per container. The descriptor lives as long as the
+    // daemon. Without mount rights, shims protect themselves as before.
+    if settings.engine.exe.is_none() {
+        if let Ok(view) = kiln_sys::exe::readonly_binary() {
+            let fd = std::os::fd::IntoRawFd::into_raw_fd(view);
+            settings.engine.exe = Some(PathBuf::from(format!("/proc/self/fd/{fd}")));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kiln-daemon")

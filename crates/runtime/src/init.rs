@@ -254,6 +254,13 @@ fn stage2_inner(cfg: &InitConfig, chan: &Channel, reported: &mut bool) -> SetupR
         kiln_sys::tty::set_controlling(peer.as_fd())
             .context(|| "cannot set the controlling terminal".to_owned())?;
     }
+    let wants_init = matches!(cfg.mode, InitMode::Create { .. })
+        && cfg.spec.annotations.get(crate::reaper::INIT_ANNOTATION).is_some_and(|v| v == "true");
+    if wants_init {
+        // Before seccomp and the user switch may forbid it: what `ps` in the container
+        // shows for PID 1, instead of the runtime's own host command line.
+        crate::reaper::name_init(&process.args);
+    }
     nix::sys::stat::umask(Mode::from_bits_truncate(process.user.umask.unwrap_or(0o022)));
     let nnp = process.no_new_privileges;
     if !nnp {
@@ -271,6 +278,10 @@ fn stage2_inner(cfg: &InitConfig, chan: &Channel, reported: &mut bool) -> SetupR
         .context(|| "cannot close file descriptors".to_owned())?;
     nix::unistd::chdir(&cwd).context(|| format!("cannot change to directory {}", cwd.display()))?;
     check_cwd_inside()?;
+    if wants_init {
+        kiln_sys::process::reset_signal_dispositions();
+        crate::reaper::fork_init(process.terminal)?;
+    }
     reset_signals();
     let argv = cstrings(&process.args)?;
     let envp = cstrings(&env)?;

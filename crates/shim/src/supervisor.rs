@@ -30,6 +30,8 @@ use crate::rootfs;
 use crate::stdio::{self, Ends};
 
 /// How long output is drained after a process exits.
+/// How long the loop stays idle before it drops its code pages again.
+const IDLE_TRIM: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 /// How long the shim waits for clients to take their exit frames.
 const LEAVE_LIMIT: Duration = Duration::from_secs(1);
@@ -148,6 +150,9 @@ pub(crate) struct Supervisor {
     rootfs: Option<PathBuf>,
     deleted: bool,
     terminated: bool,
+    /// When to give code pages back again, once the loop has been idle for
+    /// [`IDLE_TRIM`]: serving a client faults them back in.
+    trim_at: Option<Instant>,
     exec_seq: u64,
     buf: Vec<u8>,
 }
@@ -263,6 +268,7 @@ impl Supervisor {
             rootfs,
             deleted: false,
             terminated: false,
+            trim_at: None,
             exec_seq: 0,
             buf: vec![0; READ_CHUNK],
         })
@@ -282,12 +288,30 @@ impl Supervisor {
                     break;
                 }
             };
+            let idle = events.is_empty();
             for (token, revents) in events {
                 self.handle(token, revents);
             }
             self.advance();
+            self.trim_when_idle(idle);
         }
         self.leave();
+    }
+
+    /// An idle shim of a running container keeps only the pages its loop
+    /// needs: after a burst of work, once nothing happened for a while, the
+    /// code and read-only data it faulted back in are dropped again.
+    fn trim_when_idle(&mut self, idle: bool) {
+        if !matches!(self.lifecycle, Lifecycle::Running) {
+            self.trim_at = None;
+        } else if !idle {
+            self.trim_at = Some(Instant::now() + IDLE_TRIM);
+        } else if self.trim_at.is_some_and(|at| Instant::now() >= at) {
+            self.trim_at = None;
+            if let Err(e) = kiln_sys::memory::release_code_pages() {
+                tracing::debug!(error = %e, "cannot release code pages");
+            }
+        }
     }
 
     fn should_leave(&self) -> bool {
@@ -304,6 +328,7 @@ impl Supervisor {
     fn timeout(&self) -> PollTimeout {
         let mut deadlines: Vec<Instant> =
             self.execs.iter().filter_map(|(_, e)| e.drain_until).collect();
+        deadlines.extend(self.trim_at);
         match &self.lifecycle {
             Lifecycle::Exited { drain_until, .. } => deadlines.push(*drain_until),
             Lifecycle::Finished { leave_at, .. } => deadlines.push(*leave_at),

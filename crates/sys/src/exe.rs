@@ -60,6 +60,15 @@ pub fn reexec_protected() -> io::Result<()> {
     }
 }
 
+/// This process's binary, opened (`O_PATH`) through a read-only bind mount
+/// that is already detached: a program started from `/proc/self/fd/N` of it
+/// runs protected at once, with no re-exec. The view lives as long as the
+/// descriptor. Call it while the process is single-threaded (it briefly
+/// enters a private mount namespace).
+pub fn readonly_binary() -> io::Result<OwnedFd> {
+    readonly_view()
+}
+
 /// The binary opened through a read-only bind mount that is already
 /// detached; our mount namespace is left as it was.
 fn readonly_view() -> io::Result<OwnedFd> {

@@ -3,39 +3,58 @@
 
 use std::io;
 
-/// Drop this process's mappings of executable code from its resident set,
-/// and return free heap to the kernel. The code stays in the page cache, so
-/// whatever runs next faults its pages back in from memory, not disk. Only
-/// `r-xp` mappings are dropped: they are never written, so nothing of ours
-/// is lost (unlike relocated read-only data, which is private and dirty).
+/// Drop this process's clean file mappings (code, read-only data) from its
+/// resident set, and return free heap to the kernel. The pages stay in the
+/// page cache, so whatever runs next faults them back in from memory, not
+/// disk. Only read-only, file-backed mappings with no private dirty page are
+/// dropped: for those MADV_DONTNEED cannot lose anything, as their bytes
+/// are the file's (relocated read-only data is private and dirty, and kept).
 pub fn release_code_pages() -> io::Result<()> {
     // SAFETY: malloc_trim only returns free memory to the kernel.
     unsafe {
         libc::malloc_trim(0);
     }
-    let maps = std::fs::read_to_string("/proc/self/maps")?;
-    for line in maps.lines() {
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut candidate: Option<(usize, usize)> = None;
+    let mut changed = 0u64;
+    for line in smaps.lines() {
         let mut fields = line.split_whitespace();
-        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else { continue };
-        if perms != "r-xp" {
+        let Some(first) = fields.next() else { continue };
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            // A mapping's header: `start-end perms offset dev inode path`.
+            candidate = None;
+            let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
+            else {
+                continue;
+            };
+            let perms = fields.next().unwrap_or("");
+            // [vdso] and friends are the kernel's, not file-backed.
+            let path = fields.nth(3).unwrap_or("");
+            if (perms == "r-xp" || perms == "r--p") && path.starts_with('/') {
+                candidate = Some((start, end));
+            }
+            changed = 0;
             continue;
         }
-        let path = fields.nth(3).unwrap_or("");
-        // [vdso] and friends are the kernel's, not file-backed.
-        if !path.starts_with('/') {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end)) =
-            (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
-        else {
-            continue;
-        };
-        // SAFETY: the range is a whole mapping of never-written file pages
-        // (read and execute only, private); MADV_DONTNEED on it only makes
-        // later accesses fault the same bytes back in from the file.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        match first {
+            "Private_Dirty:" | "Anonymous:" => {
+                changed += fields.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
+            }
+            // The last field of each mapping's block: decide now.
+            "VmFlags:" => {
+                if let Some((start, end)) = candidate.take().filter(|_| changed == 0) {
+                    // SAFETY: the range is a whole private, read-only mapping
+                    // of a file with no page of its own (no dirty or
+                    // anonymous page): MADV_DONTNEED only makes later reads
+                    // fault the same bytes back in from the file. Nothing
+                    // can write it meanwhile, the mapping being read-only.
+                    unsafe {
+                        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                    }
+                }
+            }
+            _ => {}
         }
     }
     Ok(())

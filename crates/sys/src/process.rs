@@ -96,6 +96,107 @@ pub fn send_signal(pid: i32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Makes `/proc/self/cmdline` read as `args` from now on (it keeps showing
+/// the arguments the process was started with otherwise, even after fork).
+///
+/// Uses `PR_SET_MM_MAP`, which needs no capability (unlike the single-field
+/// `PR_SET_MM` calls, which need CAP_SYS_RESOURCE): every other field is
+/// handed back as the kernel reports it. The new text lives until the
+/// process exits.
+pub fn set_cmdline(args: &[&str]) -> io::Result<()> {
+    let mut text = Vec::new();
+    for arg in args {
+        text.extend_from_slice(arg.as_bytes());
+        text.push(0);
+    }
+    // Leaked on purpose: the kernel reads the arguments from this memory for
+    // as long as the process lives. Allocated before the break is read.
+    let text: &'static mut [u8] = Vec::leak(text);
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("bad /proc/self/stat"))?;
+    let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // Field n of proc(5) is fields[n - 3]: state is field 3.
+    let field = |n: usize| {
+        fields.get(n - 3).copied().ok_or_else(|| io::Error::other("short /proc/self/stat"))
+    };
+    // SAFETY: sbrk(0) only reads the current program break.
+    let brk = unsafe { libc::sbrk(0) } as u64;
+    let start = text.as_ptr() as u64;
+    let map = MmMap {
+        start_code: field(26)?,
+        end_code: field(27)?,
+        start_data: field(45)?,
+        end_data: field(46)?,
+        start_brk: field(47)?,
+        brk,
+        start_stack: field(28)?,
+        arg_start: start,
+        arg_end: start + text.len() as u64,
+        env_start: field(50)?,
+        env_end: field(51)?,
+        auxv: 0,
+        auxv_size: 0,
+        exe_fd: u32::MAX,
+    };
+    // SAFETY: the kernel reads `map` (valid, of the size passed) during the
+    // call. It records the addresses as this process's memory layout; all but
+    // the argument area are the kernel's own current values, and that area is
+    // leaked memory that is never freed or written again.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            PR_SET_MM_MAP,
+            &map as *const MmMap as libc::c_ulong,
+            std::mem::size_of::<MmMap>() as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+const PR_SET_MM_MAP: libc::c_ulong = 14;
+
+/// The kernel's `struct prctl_mm_map` (linux/prctl.h).
+#[repr(C)]
+struct MmMap {
+    start_code: u64,
+    end_code: u64,
+    start_data: u64,
+    end_data: u64,
+    start_brk: u64,
+    brk: u64,
+    start_stack: u64,
+    arg_start: u64,
+    arg_end: u64,
+    env_start: u64,
+    env_end: u64,
+    auxv: u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+/// Waits for one of the signals in `set` (which the caller has blocked) and
+/// returns its number, real-time signals included.
+pub fn wait_signal(set: &nix::sys::signal::SigSet) -> io::Result<i32> {
+    let mut signal: libc::c_int = 0;
+    // SAFETY: `set` is a valid sigset_t for the call's duration and `signal`
+    // a valid place for the kernel's answer; sigwait touches nothing else.
+    let rc = unsafe { libc::sigwait(set.as_ref(), &mut signal) };
+    if rc == 0 {
+        Ok(signal)
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
 /// Puts every signal whose action can be changed back to its default, as a
 /// new program expects. Rust's start-up leaves SIGPIPE ignored, and ignored
 /// signals stay ignored across `execve`: without this a container's

@@ -2,7 +2,6 @@
 //! its image as Docker would run it. Pure: the caller resolves users and
 //! writes files; nothing here touches the system.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use kiln_image::ContainerConfig as ImageDefaults;
@@ -356,7 +355,13 @@ pub fn build_spec(inputs: &SpecInputs<'_>) -> Result<Spec, SpecError> {
         hostname,
         domainname,
         hooks: None,
-        annotations: BTreeMap::new(),
+        // `--init`: the runtime keeps a tiny init as PID 1 (no binary needed).
+        annotations: host
+            .init
+            .filter(|&init| init)
+            .map(|_| (kiln_runtime::INIT_ANNOTATION.to_owned(), "true".to_owned()))
+            .into_iter()
+            .collect(),
         linux: Some(Linux {
             namespaces,
             devices: inputs.devices.clone(),

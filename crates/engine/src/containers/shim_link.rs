@@ -57,6 +57,8 @@ pub struct SpawnFailure {
 pub async fn spawn(id: &str, paths: &ShimPaths, mode: StdioMode) -> Result<i64, SpawnFailure> {
     let mut command = tokio::process::Command::new(&paths.exe);
     command
+        // `ps` shows `kiln shim …`, not the /proc/self/fd path it ran from.
+        .arg0("kiln")
         .arg("shim")
         .arg("--id")
         .arg(id)
