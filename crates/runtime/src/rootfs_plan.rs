@@ -138,18 +138,27 @@ pub fn device_rules(spec: &Spec) -> Vec<kiln_cgroups::DeviceRule> {
     if rules.is_empty() {
         return rules;
     }
-    rules.push(rule("c", None, None, "m"));
-    rules.push(rule("b", None, None, "m"));
+    let mut extra = vec![rule("c", None, None, "m"), rule("b", None, None, "m")];
     for (_, major, minor) in DEFAULT_DEVICES {
-        rules.push(rule("c", Some(major as i64), Some(minor as i64), "rwm"));
+        extra.push(rule("c", Some(major as i64), Some(minor as i64), "rwm"));
     }
-    rules.push(rule("c", Some(5), Some(1), "rwm")); // /dev/console
-    rules.push(rule("c", Some(5), Some(2), "rwm")); // /dev/ptmx
-    rules.push(rule("c", Some(136), None, "rwm")); // /dev/pts/*
+    extra.push(rule("c", Some(5), Some(1), "rwm")); // /dev/console
+    extra.push(rule("c", Some(5), Some(2), "rwm")); // /dev/ptmx
+    extra.push(rule("c", Some(136), None, "rwm")); // /dev/pts/*
     for d in &spec.linux().devices {
         if matches!(d.kind.as_str(), "c" | "b" | "u") {
             let kind = if d.kind == "b" { "b" } else { "c" };
-            rules.push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
+            extra.push(rule(kind, Some(d.major), Some(d.minor), "rwm"));
+        }
+    }
+    // A rule the spec already allows after its last deny changes nothing:
+    // skip it (Docker's specs list them all; each write costs a syscall trip
+    // per container start).
+    let last_deny = rules.iter().rposition(|r| !r.allow);
+    for r in extra {
+        let given = rules.iter().rposition(|x| *x == r);
+        if given.is_none() || given < last_deny {
+            rules.push(r);
         }
     }
     rules
@@ -290,6 +299,30 @@ mod tests {
             rules.iter().any(|r| r.allow && r.major == Some(major) && r.minor == Some(minor))
         };
         assert!(allows(1, 3) && allows(5, 0) && allows(10, 229));
+
+        // What the spec already allows after its deny is not written twice;
+        // an allow that a later deny cancels is added again after it.
+        let null = kiln_cgroups::DeviceRule {
+            allow: true,
+            r#type: Some("c".into()),
+            major: Some(1),
+            minor: Some(3),
+            access: Some("rwm".into()),
+        };
+        let deny = kiln_cgroups::DeviceRule {
+            allow: false,
+            access: Some("rwm".into()),
+            ..Default::default()
+        };
+        let with = |devices: Vec<kiln_cgroups::DeviceRule>| {
+            let mut spec = spec.clone();
+            if let Some(r) = spec.linux.as_mut().and_then(|l| l.resources.as_mut()) {
+                r.devices = devices;
+            }
+            device_rules(&spec).into_iter().filter(|r| *r == null).count()
+        };
+        assert_eq!(with(vec![deny.clone(), null.clone()]), 1);
+        assert_eq!(with(vec![null.clone(), deny]), 2);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 pub use args::ShimArgs;
 pub use exit::read_record;
-pub use rootfs::{RootfsMount, ROOTFS_FILE};
+pub use rootfs::{clear_volatile_mark, RootfsMount, ROOTFS_FILE, VOLATILE};
 
 use protocol::{Reply, EXIT_FAILED, LOG_FILE, PID_FILE};
 use supervisor::{Failure, Supervisor};
