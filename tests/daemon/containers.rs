@@ -688,3 +688,41 @@ fn init_reaps_orphans_forwards_signals_and_exits_as_the_command() {
     ]);
     assert_eq!(run.code, Some(7), "{run:?}");
 }
+
+#[test]
+fn a_rm_container_survives_restart_with_its_files_and_goes_when_it_exits() {
+    kiln_testing::require_privileged!();
+    let daemon = daemon_with_busybox();
+    // `--rm` layers are mounted without syncs (overlay `volatile`); they must
+    // still mount again after a restart, with what the first run wrote.
+    let script = "echo run >> /runs; wc -l < /runs; sleep 100";
+    daemon.kiln_ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--network",
+        "none",
+        "--name",
+        "kiln-t-rmre",
+        "bb",
+        "sh",
+        "-c",
+        script,
+    ]);
+    daemon.kiln_ok(&["restart", "-t", "0", "kiln-t-rmre"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = daemon.kiln_ok(&["logs", "kiln-t-rmre"]);
+        if logs.split_whitespace().collect::<Vec<_>>() == ["1", "2"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "logs after restart: {logs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.kiln_ok(&["kill", "kiln-t-rmre"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.kiln_ok(&["ps", "-aq"]).trim().is_empty() {
+        assert!(Instant::now() < deadline, "the --rm container was not removed after its exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

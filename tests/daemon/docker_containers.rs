@@ -477,3 +477,24 @@ fn docker_cp_copies_files_both_ways_and_diff_and_stats_answer() {
     assert!(stats.starts_with("web "), "{stats}");
     s.ok(&["rm", "-f", "web"]);
 }
+
+#[test]
+fn docker_commit_makes_an_image_that_docker_run_starts() {
+    kiln_testing::require_privileged!();
+    let s = Session::start();
+    let name = kiln_testing::unique_name();
+    let image = format!("{name}-img:1");
+    s.ok(&["run", "--name", &name, "bb", "sh", "-c", "echo committed > /greeting; rm /etc/group"]);
+    let id =
+        s.ok(&["commit", "-m", "from docker", "-c", r#"CMD ["cat", "/greeting"]"#, &name, &image]);
+    let id = id.trim();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "docker commit printed {id:?}");
+    assert_eq!(s.ok(&["run", "--rm", &image]), "committed\n");
+    let deleted = s.run(&["run", "--rm", &image, "cat", "/etc/group"]);
+    assert_eq!(deleted.code, Some(1), "the deleted file is back: {deleted:?}");
+    let inspected = s.ok(&["image", "inspect", "-f", "{{.Id}} {{.Comment}}", &image]);
+    assert_eq!(inspected.trim(), format!("{id} from docker"));
+    let missing = s.run(&["commit", "kiln-t-nope"]);
+    assert_eq!(missing.code, Some(1), "{missing:?}");
+    assert!(missing.stderr.contains("No such container: kiln-t-nope"), "{missing:?}");
+}

@@ -1,5 +1,5 @@
 //! docker-py (the `docker` package from PyPI) against `kiln daemon`: runs,
-//! detached containers, exec, stop/wait/remove and volumes, through the
+//! detached containers, exec, stop/wait/remove, volumes and commit, through the
 //! client a Python user has. Needs root; scripts/test installs docker-py.
 
 use std::process::Command;
@@ -118,6 +118,22 @@ check(names == ["v1"], f"volumes {names!r}")
 client.volumes.get("v1").remove()
 names = [x.name for x in client.volumes.list()]
 check(names == [], f"volumes after remove {names!r}")
+
+# commit: a container's changes become an image that runs them.
+src = client.containers.run(
+    "bb", ["sh", "-c", "echo saved > /saved"], detach=True, name="kiln-t-src"
+)
+src.wait()
+img = src.commit(
+    repository="kiln-t-py-img", tag="1", message="from docker-py",
+    changes=['CMD ["cat", "/saved"]'],
+)
+check(img.id.startswith("sha256:"), f"commit id {img.id!r}")
+check("kiln-t-py-img:1" in img.tags, f"commit tags {img.tags!r}")
+check(img.attrs["Comment"] == "from docker-py", f"comment {img.attrs['Comment']!r}")
+out = client.containers.run("kiln-t-py-img:1", remove=True)
+check(out == b"saved\n", f"run of the committed image {out!r}")
+src.remove()
 
 if failures:
     print("\n".join(failures))

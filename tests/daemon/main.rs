@@ -5,11 +5,18 @@
 //! containers and need root (`KILN_PRIVILEGED_TESTS=1`); the others do not.
 
 mod api;
+mod bootstrap;
 mod cli;
+mod commit_cp;
 mod common;
 mod containers;
 mod docker_cli;
 mod docker_containers;
 mod docker_py;
+mod dockerd;
+mod full_disk;
 mod images;
 mod lifecycle;
+mod pull;
+mod resources;
+mod terminal;

@@ -34,11 +34,18 @@ impl Selection {
             self.filters.get(key).is_none_or(|v| v.is_empty() || v.iter().any(|x| pred(x)))
         };
         let name = e.attributes.get("name").map(String::as_str).unwrap_or_default();
-        let image = e.attributes.get("image").map(String::as_str).unwrap_or_default();
+        // docker-compat: an image event names its image in `name`, others
+        // in `image`; either matches with or without its tag.
+        let image_key = if e.kind == "image" { "name" } else { "image" };
+        let image = e.attributes.get(image_key).map(String::as_str).unwrap_or_default();
+        // The actor is matched only when it is an image: a volume named
+        // like an image is not that image.
+        let id = if e.kind == "image" { e.id.as_str() } else { "" };
+        let (image_name, id_name) = (without_tag(image), without_tag(id));
         any("type", &|t| t == e.kind)
             && any("event", &|a| a == e.action || e.action.split(':').next() == Some(a))
             && any("container", &|c| e.kind == "container" && (e.id.starts_with(c) || name == c))
-            && any("image", &|i| image == i || (e.kind == "image" && e.id == i))
+            && any("image", &|i| [image, id, &image_name, &id_name].contains(&i))
             && any("volume", &|v| e.kind == "volume" && e.id == v)
             && any("scope", &|s| s == "local")
             && self.filters.get("label").is_none_or(|labels| {
@@ -50,11 +57,23 @@ impl Selection {
     }
 }
 
+/// `name:tag` without its tag, as Docker's event filter compares images;
+/// anything that is not a reference (an id) as it is.
+fn without_tag(image: &str) -> String {
+    if image.starts_with("sha256:") {
+        return image.to_owned();
+    }
+    image.parse::<kiln_types::ImageRef>().map_or_else(|_| image.to_owned(), |r| r.familiar_name())
+}
+
 fn to_wire(e: &Event) -> wire::EventMessage {
     let container = e.kind == "container";
+    // docker-compat: the deprecated `status` and `id` are filled for
+    // container and image events, `from` for container events only.
+    let legacy = container || e.kind == "image";
     wire::EventMessage {
-        status: container.then(|| e.action.clone()),
-        id: container.then(|| e.id.clone()),
+        status: legacy.then(|| e.action.clone()),
+        id: legacy.then(|| e.id.clone()),
         from: container.then(|| e.attributes.get("image").cloned().unwrap_or_default()),
         kind: e.kind.to_owned(),
         action: e.action.clone(),
@@ -128,4 +147,59 @@ pub async fn stream(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &'static str, action: &str, id: &str, attributes: &[(&str, &str)]) -> Event {
+        Event {
+            kind,
+            action: action.to_owned(),
+            id: id.to_owned(),
+            attributes: attributes
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            time: 1,
+        }
+    }
+
+    fn selecting(filters: &[(&str, &str)]) -> Selection {
+        let mut selection = Selection::default();
+        for (k, v) in filters {
+            selection.filters.entry((*k).to_owned()).or_default().push((*v).to_owned());
+        }
+        selection
+    }
+
+    #[test]
+    fn image_filters_match_the_image_by_name_with_or_without_tag_or_by_id() {
+        let tagged = event("image", "tag", "sha256:ab", &[("name", "app:2")]);
+        let started = event("container", "start", "c1", &[("image", "app:2"), ("name", "x")]);
+        let made = event("volume", "create", "app", &[("driver", "local")]);
+        for wanted in ["app", "app:2", "sha256:ab"] {
+            assert!(selecting(&[("image", wanted)]).wants(&tagged), "{wanted}");
+        }
+        assert!(selecting(&[("image", "app")]).wants(&started));
+        assert!(!selecting(&[("image", "app:1")]).wants(&tagged));
+        assert!(!selecting(&[("image", "app")]).wants(&made), "a volume is no image");
+        assert!(!selecting(&[("image", "sha256")]).wants(&tagged), "an id keeps its colon");
+        let volumes = selecting(&[("type", "volume")]);
+        assert!(volumes.wants(&made) && !volumes.wants(&tagged) && !volumes.wants(&started));
+    }
+
+    #[test]
+    fn image_events_carry_the_deprecated_status_and_id_but_volume_events_do_not() {
+        let image = to_wire(&event("image", "untag", "sha256:ab", &[("name", "sha256:ab")]));
+        assert_eq!(
+            (image.status.as_deref(), image.id.as_deref()),
+            (Some("untag"), Some("sha256:ab"))
+        );
+        assert_eq!(image.from, None);
+        let volume = to_wire(&event("volume", "destroy", "data", &[("driver", "local")]));
+        assert_eq!((volume.status, volume.id, volume.from), (None, None, None));
+        assert_eq!((volume.kind.as_str(), volume.actor.id.as_str()), ("volume", "data"));
+    }
 }

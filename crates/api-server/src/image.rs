@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use http_body_util::BodyExt as _;
 use kiln_api_types as wire;
+use kiln_engine::pull::{PullOutcome, PullProgress, PullRequest};
 use kiln_engine::{
     ContainerConfig, Deleted, Engine, HistoryEntry, ImageDetails, ImageFilter, ImageSummary,
     ImportRequest, LoadedImage,
@@ -147,7 +149,7 @@ pub async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response<Bo
 }
 
 /// `POST /images/create?fromSrc=-&repo=&tag=&message=&changes=`: import the
-/// body as a rootfs. Pulls (`fromImage=`) are not served yet.
+/// body as a rootfs; with `fromImage=` instead, pull from a registry.
 pub async fn create(
     engine: Arc<Engine>,
     query: &Query,
@@ -161,12 +163,7 @@ pub async fn create(
                 message: format!("importing from a URL ({src}) is not supported; send the tar as the body with fromSrc=-"),
             })
         }
-        (None, Some(image)) => {
-            return Err(ApiError {
-                status: StatusCode::NOT_IMPLEMENTED,
-                message: format!("pulling {image} is not supported yet: use kiln load or kiln import"),
-            })
-        }
+        (None, Some(image)) => return pull(engine, pull_reference(image, query), query).await,
         (None, None) => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
     }
     let repo = query.get("repo").unwrap_or_default();
@@ -190,6 +187,154 @@ pub async fn create(
     .await?;
     let message = wire::JsonMessage { status: Some(id.to_string()), ..Default::default() };
     Ok(reply::with_type(StatusCode::OK, JSON, json_lines(&[message])))
+}
+
+/// `fromImage` and `tag` as one reference: `tag` is a tag, or a digest
+/// (`sha256:…`) as docker sends it for `name@sha256:…`.
+fn pull_reference(image: &str, query: &Query) -> String {
+    match query.get("tag").unwrap_or_default() {
+        "" => image.to_owned(),
+        tag if tag.contains(':') => format!("{image}@{tag}"),
+        tag => format!("{image}:{tag}"),
+    }
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG&platform=`: the pull's
+/// progress as Docker's JSON-message stream. An error before the manifest
+/// is found (unknown tag, registry down) is an ordinary error answer (404
+/// for `manifest unknown`); one after the stream started is its last line.
+/// `X-Registry-Auth` is accepted and ignored until `kiln login` exists.
+async fn pull(
+    engine: Arc<Engine>,
+    reference: String,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let request = PullRequest {
+        reference,
+        platform: query.get("platform").filter(|p| !p.is_empty()).map(str::to_owned),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move { engine.images().pull(&request, tx).await });
+    let Some(first) = rx.recv().await else {
+        return match task.await {
+            Ok(Err(err)) => Err(ApiError::from_error(&err)),
+            Ok(Ok(outcome)) => Ok(reply::json(StatusCode::OK, &final_status(&outcome))),
+            Err(join) => Err(ApiError::internal(format!("the pull task failed: {join}"))),
+        };
+    };
+    let (body_tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut next = Some(first);
+        while let Some(step) = next {
+            if body_tx.send(json_line(&progress_json(&step))).await.is_err() {
+                break;
+            }
+            next = rx.recv().await;
+        }
+        let last = match task.await {
+            Ok(Ok(outcome)) => final_status(&outcome),
+            Ok(Err(err)) => error_json(&ApiError::from_error(&err).message),
+            Err(join) => error_json(&format!("the pull task failed: {join}")),
+        };
+        let _ = body_tx.send(json_line(&last)).await;
+    });
+    let mut response = Response::new(LineBody { rx: body_rx }.boxed());
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(JSON));
+    Ok(response)
+}
+
+/// The lines of a pull's answer as they are produced.
+#[derive(Debug)]
+struct LineBody {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for LineBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|line| line.map(|l| Ok(hyper::body::Frame::data(l))))
+    }
+}
+
+fn json_line(value: &serde_json::Value) -> Bytes {
+    let mut out = serde_json::to_vec(value).unwrap_or_default();
+    out.push(b'\n');
+    out.into()
+}
+
+fn error_json(message: &str) -> serde_json::Value {
+    serde_json::json!({ "errorDetail": { "message": message }, "error": message })
+}
+
+/// docker-compat: the last line names the image in Docker's short form.
+fn final_status(outcome: &PullOutcome) -> serde_json::Value {
+    let name = outcome.reference.familiar();
+    let status = if outcome.up_to_date {
+        format!("Status: Image is up to date for {name}")
+    } else {
+        format!("Status: Downloaded newer image for {name}")
+    };
+    serde_json::json!({ "status": status })
+}
+
+/// One progress step as dockerd words it.
+fn progress_json(step: &PullProgress) -> serde_json::Value {
+    let layer = |status: &str, id: &str| serde_json::json!({ "status": status, "progressDetail": {}, "id": id });
+    match step {
+        PullProgress::PullingFrom { id, repository } => {
+            serde_json::json!({ "status": format!("Pulling from {repository}"), "id": id })
+        }
+        PullProgress::AlreadyExists { id } => layer("Already exists", id),
+        PullProgress::Waiting { id } => layer("Pulling fs layer", id),
+        PullProgress::Downloading { id, current, total } => serde_json::json!({
+            "status": "Downloading",
+            "progressDetail": { "current": current, "total": total },
+            "progress": progress_bar(*current, *total),
+            "id": id,
+        }),
+        PullProgress::DownloadComplete { id } => layer("Download complete", id),
+        PullProgress::PullComplete { id } => layer("Pull complete", id),
+        PullProgress::Digest { digest } => {
+            serde_json::json!({ "status": format!("Digest: {digest}") })
+        }
+    }
+}
+
+/// `[=====>      ]  1.2MB/3.4MB`, as dockerd renders `progress`.
+fn progress_bar(current: u64, total: u64) -> String {
+    const WIDTH: u64 = 50;
+    let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0);
+    let mut bar = "=".repeat(usize::try_from(filled).unwrap_or(0));
+    if filled < WIDTH {
+        bar.push('>');
+    }
+    format!("[{bar:<50}] {:>8}/{}", human(current), human(total))
+}
+
+/// Decimal units, as Docker's progress uses them (`1.2MB`).
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    // Four significant digits with trailing zeros dropped, like Go's %.4g.
+    let decimals = match value {
+        v if v >= 100.0 => 1,
+        v if v >= 10.0 => 2,
+        _ => 3,
+    };
+    let text = format!("{value:.decimals$}");
+    let text =
+        if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+    format!("{text}{}", UNITS[unit])
 }
 
 /// docker-compat: `filters` is JSON, `{"reference":["py*"]}` or the older
@@ -343,6 +488,24 @@ fn to_wire_history(entry: HistoryEntry) -> wire::HistoryItem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_progress_is_worded_as_dockerd_words_it() {
+        let from = PullProgress::PullingFrom { id: "1".into(), repository: "kiln-t/bb".into() };
+        assert_eq!(
+            progress_json(&from).to_string(),
+            r#"{"id":"1","status":"Pulling from kiln-t/bb"}"#
+        );
+        let down =
+            PullProgress::Downloading { id: "ab".into(), current: 1_200_000, total: 3_400_000 };
+        let json = progress_json(&down);
+        assert_eq!(json["progressDetail"]["total"], 3_400_000);
+        assert!(json["progress"].as_str().unwrap().ends_with("1.2MB/3.4MB"), "{json}");
+        assert_eq!(
+            error_json("boom").to_string(),
+            r#"{"error":"boom","errorDetail":{"message":"boom"}}"#
+        );
+    }
 
     #[test]
     fn filters_take_both_of_dockers_shapes() {

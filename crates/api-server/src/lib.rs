@@ -17,6 +17,8 @@
 //!
 //! Nothing here forks: this runs in the daemon's multi-threaded runtime.
 
+mod bootstrap;
+mod commit;
 mod container;
 pub mod daemon;
 mod error;

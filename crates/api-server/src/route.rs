@@ -8,6 +8,8 @@ use http::{Method, Request, Response};
 use hyper::body::Body as HttpBody;
 use kiln_engine::Engine;
 
+use crate::bootstrap;
+use crate::commit;
 use crate::container;
 use crate::error::ApiError;
 use crate::events;
@@ -46,9 +48,13 @@ enum Route {
     /// `GET /images/{name}/get`.
     ImageSave(String),
     ImageDelete(String),
+    /// `POST /kiln/images/bootstrap`: Kiln's own, not dockerd's.
+    ImageBootstrap,
     ContainerCreate,
     ContainerList,
     ContainerPrune,
+    /// `POST /commit?container=…`.
+    Commit,
     /// `/containers/{id}/{action}` (`""` for `DELETE /containers/{id}`).
     Container(String, ContainerAction),
     /// `/exec/{id}/{action}`.
@@ -151,9 +157,11 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, "/images/create") => Route::ImageCreate,
         (&Method::POST, "/images/prune") => Route::ImagePrune,
         (&Method::GET, "/images/get") => Route::ImageSaveMany,
+        (&Method::POST, "/kiln/images/bootstrap") => Route::ImageBootstrap,
         (&Method::POST, "/containers/create") => Route::ContainerCreate,
         (&Method::GET, "/containers/json") => Route::ContainerList,
         (&Method::POST, "/containers/prune") => Route::ContainerPrune,
+        (&Method::POST, "/commit") => Route::Commit,
         (&Method::GET, "/events") => Route::Events,
         (&Method::GET, "/volumes") => Route::VolumeList,
         (&Method::POST, "/volumes/create") => Route::VolumeCreate,
@@ -248,6 +256,7 @@ impl Api {
             Route::ImageSave(name) => image::save(engine, vec![name]).await?,
             Route::ImagePrune => image::prune(engine, &query).await?,
             Route::ImageSaveMany => image::save(engine, query.all("names")).await?,
+            Route::ImageBootstrap => bootstrap::bootstrap(engine, &query).await?,
             Route::ImageLoad => image::load(engine, body_reader(request.into_body())).await?,
             Route::ImageCreate => {
                 image::create(engine, &query, body_reader(request.into_body())).await?
@@ -257,6 +266,7 @@ impl Api {
             }
             Route::ContainerList => container::list(engine, &query).await?,
             Route::ContainerPrune => container::prune(engine, &query).await?,
+            Route::Commit => commit::commit(engine, &query, request.into_body()).await?,
             Route::Container(id, action) => {
                 use ContainerAction as A;
                 match action {
@@ -353,6 +363,8 @@ mod tests {
         assert_eq!(route(&Method::GET, "/images/x/get"), Some(Route::ImageSave("x".into())));
         assert_eq!(route(&Method::POST, "/images/x/tag"), Some(Route::ImageTag("x".into())));
         assert_eq!(route(&Method::GET, "/images//json"), None);
+        assert_eq!(route(&Method::POST, "/commit"), Some(Route::Commit));
+        assert_eq!(route(&Method::POST, "/kiln/images/bootstrap"), Some(Route::ImageBootstrap));
     }
 
     #[test]

@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 pub struct ImageSummary {
     pub id: String,
     pub parent_id: String,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub repo_tags: Vec<String>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub repo_digests: Vec<String>,
     /// Unix seconds.
     pub created: i64,
     pub size: i64,
     /// -1: not computed.
     pub shared_size: i64,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub labels: BTreeMap<String, String>,
     /// -1: not computed.
     pub containers: i64,
@@ -28,7 +31,9 @@ pub struct ImageSummary {
 #[serde(rename_all = "PascalCase", default)]
 pub struct ImageInspect {
     pub id: String,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub repo_tags: Vec<String>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub repo_digests: Vec<String>,
     pub parent: String,
     pub comment: String,
@@ -127,6 +132,7 @@ pub struct GraphDriver {
 pub struct RootFs {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub layers: Vec<String>,
 }
 

@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod event;
 mod image;
+mod null;
 mod stats;
 mod system;
 mod volume;

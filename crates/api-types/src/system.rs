@@ -11,6 +11,7 @@ use crate::ApiVersion;
 #[serde(rename_all = "PascalCase", default)]
 pub struct Version {
     pub platform: Platform,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub components: Vec<ComponentVersion>,
     pub version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +61,7 @@ pub struct SystemInfo {
     pub images: u64,
     pub driver: String,
     /// Label/value pairs describing the storage driver.
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub driver_status: Vec<[String; 2]>,
     pub docker_root_dir: String,
     pub debug: bool,
@@ -77,11 +79,14 @@ pub struct SystemInfo {
     pub mem_total: u64,
     pub name: String,
     pub server_version: String,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub runtimes: BTreeMap<String, RuntimeInfo>,
     pub default_runtime: String,
     pub swarm: SwarmInfo,
     /// `name=seccomp,profile=builtin` style entries.
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub security_options: Vec<String>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub warnings: Vec<String>,
     /// Kiln's own: bytes of /dev/shm a container gets without `--shm-size`
     /// (absent from dockerd's answers, so 0 there).
@@ -164,8 +169,12 @@ mod tests {
 #[serde(rename_all = "PascalCase", default)]
 pub struct DiskUsage {
     pub layers_size: i64,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub images: Vec<crate::ImageSummary>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub containers: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub volumes: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "crate::null::or_default")]
     pub build_cache: Vec<serde_json::Value>,
 }

@@ -19,7 +19,7 @@ pub struct ListArgs {
     #[arg(short = 'a', long)]
     all: bool,
     /// Filter output based on conditions provided (id=, name=, label=,
-    /// status=, exited=, ancestor=, …)
+    /// status=, exited=, ancestor=, health=, volume=, …)
     #[arg(short = 'f', long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
     /// Format output: 'table', 'table TEMPLATE', 'json', or a Go-style

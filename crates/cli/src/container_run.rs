@@ -155,7 +155,9 @@ const CREATE_USAGE: &str = "[OPTIONS] IMAGE [COMMAND] [ARG...]";
 /// The daemon's own words for an API error; the whole chain otherwise.
 pub(crate) fn daemon_message(err: &anyhow::Error) -> String {
     match err.downcast_ref::<ClientError>() {
-        Some(ClientError::Api { message, .. }) => format!("Error response from daemon: {message}"),
+        Some(ClientError::Api { message, .. } | ClientError::Stream { message }) => {
+            format!("Error response from daemon: {message}")
+        }
         _ => format!("{err:#}"),
     }
 }
@@ -271,8 +273,12 @@ async fn run_container(global: &GlobalArgs, args: &RunArgs) -> Result<u8, Failur
     // exits at once is not missed; with --rm it lasts until it is removed.
     let condition = if auto_remove { "removed" } else { "next-exit" };
     let fail = |err: ClientError| Failure::with_help("run", &daemon_message(&err.into()), 125);
-    let attached = session.attach(&client, &id).await.map_err(fail)?;
-    let wait = client.container_wait_begin(&id, Some(condition)).await.map_err(fail)?;
+    // Two connections, opened side by side: neither needs the other.
+    let (attached, wait) = tokio::join!(
+        session.attach(&client, &id),
+        client.container_wait_begin(&id, Some(condition))
+    );
+    let (attached, wait) = (attached.map_err(fail)?, wait.map_err(fail)?);
     if !session.stdout && !session.stderr {
         println!("{id}");
     }
@@ -321,13 +327,25 @@ async fn create_container(client: &Client, plan: &CreatePlan) -> anyhow::Result<
     let created = match created {
         Ok(created) => created,
         Err(err) => {
-            if is_missing_image(&err) && plan.pull != PullPolicy::Never {
-                if let Some(image) = &plan.image_display {
-                    // Pulling is not there yet: the daemon's answer stands.
-                    eprintln!("Unable to find image '{image}' locally");
-                }
-            }
-            return Err(err.into());
+            let image = match &plan.image_display {
+                Some(image) if is_missing_image(&err) && plan.pull != PullPolicy::Never => image,
+                _ => return Err(err.into()),
+            };
+            // docker-compat: the pull's progress goes to stderr, then the
+            // create is tried once more.
+            eprintln!("Unable to find image '{image}' locally");
+            let options = kiln_client::PullOptions { platform: plan.platform.clone() };
+            crate::image_pull::pull_with_progress(
+                client,
+                image,
+                &options,
+                false,
+                &mut std::io::stderr(),
+            )
+            .await?;
+            client
+                .container_create(plan.name.as_deref(), plan.platform.as_deref(), &plan.request)
+                .await?
         }
     };
     for warning in &created.warnings {

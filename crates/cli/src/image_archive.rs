@@ -25,7 +25,9 @@ pub struct LoadArgs {
 pub async fn load(global: &GlobalArgs, args: &LoadArgs) -> anyhow::Result<()> {
     let source = open_source(args.input.as_deref(), "load")?;
     let client = crate::connect(global).await?;
-    let messages = client.image_load(source, args.quiet).await?;
+    // docker-compat: as the docker CLI, no progress unless stdout is a terminal.
+    let quiet = args.quiet || !std::io::stdout().is_terminal();
+    let messages = client.image_load(source, quiet).await?;
     print_messages(&messages);
     Ok(())
 }

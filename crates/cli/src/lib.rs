@@ -9,6 +9,8 @@
 //! so a fresh machine needs no set-up step. This crate never sees the engine.
 
 pub mod autostart;
+mod container_commit;
+mod container_cp;
 mod container_create;
 mod container_exec;
 mod container_export;
@@ -20,8 +22,10 @@ mod container_run;
 mod disk_usage;
 mod format;
 mod image_archive;
+mod image_bootstrap;
 mod image_inspect;
 mod image_list;
+mod image_pull;
 mod image_tag;
 mod info;
 mod monitor;
@@ -75,6 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         command: VolumeCommand,
     },
+    /// Download an image from a registry
+    Pull(image_pull::PullArgs),
     /// Load an image from a tar archive or STDIN
     Load(image_archive::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -122,6 +128,10 @@ pub enum Command {
     Logs(container_logs::LogsArgs),
     /// Export a container's filesystem as a tar archive
     Export(container_export::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(container_commit::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container_cp::CpArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(monitor::StatsArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -171,6 +181,10 @@ pub enum ContainerCommand {
     Logs(container_logs::LogsArgs),
     /// Export a container's filesystem as a tar archive
     Export(container_export::ExportArgs),
+    /// Create a new image from a container's changes
+    Commit(container_commit::CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(container_cp::CpArgs),
     /// Remove all stopped containers
     Prune(container_ops::PruneArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -205,6 +219,8 @@ pub enum ImageCommand {
     /// Remove one or more images
     #[command(visible_alias = "remove")]
     Rm(image_tag::RemoveArgs),
+    /// Download an image from a registry
+    Pull(image_pull::PullArgs),
     /// Load an image from a tar archive or STDIN
     Load(image_archive::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -213,6 +229,8 @@ pub enum ImageCommand {
     Import(image_archive::ImportArgs),
     /// Remove unused images
     Prune(image_tag::PruneArgs),
+    /// Build a base image from Debian packages with mmdebstrap, reproducibly
+    Bootstrap(image_bootstrap::BootstrapArgs),
 }
 
 /// `kiln volume …`.
@@ -298,6 +316,9 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
             Command::Rmi(args) | Command::Image { command: ImageCommand::Rm(args) } => {
                 image_tag::remove(global, &args).await
             }
+            Command::Pull(args) | Command::Image { command: ImageCommand::Pull(args) } => {
+                image_pull::run(global, &args).await
+            }
             Command::Load(args) | Command::Image { command: ImageCommand::Load(args) } => {
                 image_archive::load(global, &args).await
             }
@@ -309,6 +330,9 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
             }
             Command::Image { command: ImageCommand::Prune(args) } => {
                 image_tag::prune(global, &args).await
+            }
+            Command::Image { command: ImageCommand::Bootstrap(args) } => {
+                image_bootstrap::run(global, &args).await
             }
             Command::Volume { command } => volume::run(global, command).await,
             Command::Ps(args) => container_list::run(global, &args).await,
@@ -324,6 +348,8 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
             Command::Top(args) => container_ops::top(global, &args).await,
             Command::Logs(args) => container_logs::run(global, &args).await,
             Command::Export(args) => container_export::run(global, &args).await,
+            Command::Commit(args) => container_commit::run(global, &args).await,
+            Command::Cp(args) => container_cp::run(global, &args).await,
             Command::Stats(args) => monitor::stats(global, &args).await,
             Command::Diff(args) => monitor::diff(global, &args).await,
             Command::Events(args) | Command::System { command: SystemCommand::Events(args) } => {
@@ -357,6 +383,8 @@ async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow
         ContainerCommand::Top(args) => container_ops::top(global, &args).await,
         ContainerCommand::Logs(args) => container_logs::run(global, &args).await,
         ContainerCommand::Export(args) => container_export::run(global, &args).await,
+        ContainerCommand::Commit(args) => container_commit::run(global, &args).await,
+        ContainerCommand::Cp(args) => container_cp::run(global, &args).await,
         ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
         ContainerCommand::Stats(args) => monitor::stats(global, &args).await,
         ContainerCommand::Diff(args) => monitor::diff(global, &args).await,
@@ -458,6 +486,20 @@ mod tests {
             Ok(Command::Container { command: ContainerCommand::Prune(_) })
         ));
         assert!(parse(&["stop"]).is_err());
+        assert!(matches!(
+            parse(&["commit", "-a", "me", "-c", "CMD [\"sh\"]", "-m", "msg", "--pause=false", "c"]),
+            Ok(Command::Commit(_))
+        ));
+        assert!(matches!(
+            parse(&["container", "commit", "-p", "c", "repo:tag"]),
+            Ok(Command::Container { command: ContainerCommand::Commit(_) })
+        ));
+        assert!(matches!(parse(&["cp", "-aLq", "c:/etc", "-"]), Ok(Command::Cp(_))));
+        assert!(matches!(
+            parse(&["container", "cp", "-", "c:/tmp"]),
+            Ok(Command::Container { command: ContainerCommand::Cp(_) })
+        ));
+        assert!(parse(&["cp", "only-one"]).is_err());
     }
 
     #[test]

@@ -54,11 +54,26 @@ pub async fn run(global: &GlobalArgs, args: &VersionArgs) -> anyhow::Result<()> 
     let report = Report { client, server };
     match &args.format {
         Some(template) => {
-            print!("{}", crate::format::render(template, &serde_json::to_value(&report)?)?)
+            let mut value = serde_json::to_value(&report)?;
+            add_go_names(&mut value);
+            print!("{}", crate::format::render(template, &value)?)
         }
         None => print!("{}", text(&report)),
     }
     error.map_or(Ok(()), Err)
+}
+
+/// docker-compat: docker's templates name fields as Go does
+/// (`{{.Server.APIVersion}}`), its JSON as the API does (`ApiVersion`);
+/// both work here.
+fn add_go_names(report: &mut serde_json::Value) {
+    for part in ["Client", "Server"] {
+        if let Some(fields) = report.get_mut(part).and_then(serde_json::Value::as_object_mut) {
+            if let Some(version) = fields.get("ApiVersion").cloned() {
+                fields.entry("APIVersion").or_insert(version);
+            }
+        }
+    }
 }
 
 fn client_version(negotiated: Option<ApiVersion>) -> ClientVersion {

@@ -7,8 +7,9 @@ use std::fmt;
 use http::{Method, Response};
 use hyper::body::Incoming;
 use kiln_api_types::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerPruneResponse,
-    ContainerSummary, ContainerTopResponse, ContainerWaitResponse,
+    ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+    ContainerPruneResponse, ContainerSummary, ContainerTopResponse, ContainerWaitResponse,
+    IdResponse,
 };
 
 use crate::attach::{hijacked, Attached};
@@ -59,6 +60,23 @@ pub struct AttachOptions {
     pub logs: bool,
     /// Keys that detach, such as `ctrl-p,ctrl-q`.
     pub detach_keys: Option<String>,
+}
+
+/// What `POST /commit` makes of a container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitOptions {
+    /// `REPO[:TAG]` for the new image.
+    pub reference: Option<String>,
+    /// `--message`.
+    pub comment: Option<String>,
+    /// `--author`.
+    pub author: Option<String>,
+    /// Pause the container while its layer is read (docker's default).
+    pub pause: bool,
+    /// `--change` instructions.
+    pub changes: Vec<String>,
+    /// A config over the container's (sent as the body).
+    pub config: Option<ContainerConfig>,
 }
 
 /// A wait whose request was accepted; its answer comes when the condition
@@ -285,6 +303,34 @@ impl Client {
             query.push(("ps_args", args.to_owned()));
         }
         self.get_json(&with_query(&container_path(id, "/top"), &query)).await
+    }
+
+    /// `POST /commit?container=…`: make an image of a container's changes;
+    /// the new image's id.
+    pub async fn container_commit(
+        &self,
+        container: &str,
+        options: &CommitOptions,
+    ) -> Result<IdResponse, ClientError> {
+        let mut query = vec![("container", container.to_owned())];
+        if let Some(reference) = &options.reference {
+            let (repo, tag) = crate::image::split_tag(reference);
+            query.push(("repo", repo.to_owned()));
+            if let Some(tag) = tag {
+                query.push(("tag", tag.to_owned()));
+            }
+        }
+        if let Some(comment) = &options.comment {
+            query.push(("comment", comment.clone()));
+        }
+        if let Some(author) = &options.author {
+            query.push(("author", author.clone()));
+        }
+        query.push(("pause", options.pause.to_string()));
+        query.extend(options.changes.iter().map(|c| ("changes", c.clone())));
+        let path = with_query("/commit", &query);
+        let answer = self.call_json(Method::POST, &path, &options.config).await?;
+        self.decode(&path, &answer)
     }
 
     /// `POST /containers/prune?filters=`: remove stopped containers.

@@ -15,7 +15,9 @@
 //! Async on tokio; a command-line caller runs it on a current-thread runtime,
 //! which starts in well under a millisecond.
 
+mod archive;
 mod attach;
+mod bootstrap;
 mod container;
 mod error;
 mod exec;
@@ -24,6 +26,7 @@ mod fake_daemon;
 mod host;
 mod image;
 mod monitor;
+mod pull;
 mod query;
 mod stream;
 mod transport;
@@ -35,12 +38,15 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use kiln_api_types::{ApiVersion, DiskUsage, ErrorResponse, SystemInfo, Version};
 
+pub use archive::{ArchiveDownload, ExtractOptions, PathStat};
 pub use attach::{Attached, InputWriter};
-pub use container::{AttachOptions, ContainerListOptions, LogsOptions, PendingWait};
+pub use bootstrap::BootstrapOptions;
+pub use container::{AttachOptions, CommitOptions, ContainerListOptions, LogsOptions, PendingWait};
 pub use error::ClientError;
 pub use host::{Host, HostError};
 pub use image::{split_tag, ImageListOptions, ImportOptions};
 pub use monitor::{Change, ChangeKind, EventStream, JsonStream, StatsStream};
+pub use pull::{pull_query, PullOptions};
 pub use stream::{OutputStream, StreamKind};
 
 use transport::RequestBody;

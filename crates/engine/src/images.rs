@@ -6,16 +6,20 @@
 //! image uses any more are removed when an image is deleted; loads and
 //! imports hold a read lock that the sweep takes for writing, so that it never
 //! sees their blobs before their image is recorded.
+//!
+//! Each change goes out as Docker's image event (`tag`, `untag`, `delete`,
+//! `import`, `load`, `save`, `prune`), with the image id as the actor.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use kiln_content::Store;
 use kiln_image::{ArchiveError, ImageConfig, ImageRecord, ImportError, Metadata, MetadataError};
 use kiln_snapshot::Snapshots;
 use kiln_types::{Digest, ErrorKind, HasKind, ImageRef, ReferenceError};
 
+use crate::events::Events;
 use crate::glob::glob_match;
 use kiln_types::time::parse_rfc3339 as rfc3339_to_unix;
 
@@ -205,6 +209,7 @@ pub struct Images {
     /// Read by writers of new blobs (load, import), written by the sweep
     /// after a delete.
     store_guard: RwLock<()>,
+    events: Arc<Events>,
 }
 
 fn parse_ref(text: &str) -> Result<ImageRef, ImageError> {
@@ -217,8 +222,35 @@ fn short(id: &Digest) -> String {
 }
 
 impl Images {
-    pub(crate) fn new(content: Store, snapshots: Snapshots, metadata: Metadata) -> Images {
-        Images { content, snapshots, metadata, store_guard: RwLock::new(()) }
+    pub(crate) fn new(
+        content: Store,
+        snapshots: Snapshots,
+        metadata: Metadata,
+        events: Arc<Events>,
+    ) -> Images {
+        Images { content, snapshots, metadata, store_guard: RwLock::new(()), events }
+    }
+
+    /// Publish an image event as Docker does: the image's labels while it
+    /// still exists, and `name`.
+    fn publish(&self, action: &str, id: &Digest, name: &str) {
+        let mut attributes: BTreeMap<String, String> = self
+            .metadata
+            .image(id)
+            .ok()
+            .flatten()
+            .and_then(|record| self.config(&record).ok())
+            .and_then(|config| config.config)
+            .map(|c| c.labels.into_iter().collect())
+            .unwrap_or_default();
+        attributes.insert("name".into(), name.to_owned());
+        self.events.publish("image", action, &id.to_string(), attributes);
+    }
+
+    /// docker-compat: `untag` and `delete` events name the image by its id,
+    /// not by the reference removed.
+    fn publish_by_id(&self, action: &str, id: &Digest) {
+        self.publish(action, id, &id.to_string());
     }
 
     /// How many images are stored.
@@ -384,6 +416,7 @@ impl Images {
         let record = self.metadata.resolve(name)?;
         self.metadata.tag(&reference.normalized(), &record.id)?;
         tracing::info!(image = %record.id, reference = %reference.normalized(), "image tagged");
+        self.publish("tag", &record.id, &reference.normalized().familiar());
         Ok(())
     }
 
@@ -415,6 +448,7 @@ impl Images {
             }
             self.metadata.untag(&reference)?;
             done.push(Deleted::Untagged(reference.normalized().familiar()));
+            self.publish_by_id("untag", &record.id);
             if !self.references_of(&record.id)?.is_empty() || user.is_some() {
                 tracing::info!(image = %record.id, reference = %reference, "image untagged");
                 return Ok(done);
@@ -429,6 +463,7 @@ impl Images {
             for reference in self.references_of(&record.id)? {
                 self.metadata.untag(&reference)?;
                 done.push(Deleted::Untagged(reference.familiar()));
+                self.publish_by_id("untag", &record.id);
             }
             return Ok(done);
         } else {
@@ -443,8 +478,18 @@ impl Images {
         done.extend(removed.iter().map(|r| Deleted::Untagged(r.familiar())));
         done.push(Deleted::Deleted(record.id.clone()));
         tracing::info!(image = %record.id, "image deleted");
+        self.publish_deleted(&record.id, removed.len());
         self.sweep(&record);
         Ok(done)
+    }
+
+    /// The events of a deleted image: an `untag` per reference it lost with
+    /// it, then `delete`.
+    fn publish_deleted(&self, id: &Digest, untagged: usize) {
+        for _ in 0..untagged {
+            self.publish_by_id("untag", id);
+        }
+        self.publish_by_id("delete", id);
     }
 
     fn references_of(&self, id: &Digest) -> Result<Vec<ImageRef>, ImageError> {
@@ -523,8 +568,12 @@ impl Images {
             done.extend(removed.iter().map(|r| Deleted::Untagged(r.familiar())));
             done.push(Deleted::Deleted(record.id.clone()));
             tracing::info!(image = %record.id, "image pruned");
+            self.publish_deleted(&record.id, removed.len());
             reclaimed += self.sweep(&record);
         }
+        // docker-compat: one `prune` event, with no image, after the rest.
+        let attributes = [("reclaimed".to_owned(), reclaimed.to_string())].into();
+        self.events.publish("image", "prune", "", attributes);
         Ok((done, reclaimed))
     }
 
@@ -532,6 +581,9 @@ impl Images {
     pub fn load(&self, reader: impl Read) -> Result<Vec<LoadedImage>, ImageError> {
         let _guard = self.store_guard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let loaded = kiln_image::load(&self.content, &self.snapshots, &self.metadata, reader)?;
+        for image in &loaded {
+            self.publish_by_id("load", &image.record.id);
+        }
         Ok(loaded
             .into_iter()
             .map(|l| LoadedImage {
@@ -546,15 +598,39 @@ impl Images {
             .collect())
     }
 
+    /// `docker pull`: see [`crate::pull`]. Progress goes to `progress` as
+    /// it happens; the image's `pull` event follows a successful pull.
+    pub async fn pull(
+        &self,
+        request: &crate::pull::PullRequest,
+        progress: crate::pull::ProgressSender,
+    ) -> Result<crate::pull::PullOutcome, crate::pull::PullError> {
+        let stores = crate::pull::Stores {
+            content: self.content.clone(),
+            snapshots: self.snapshots.clone(),
+            metadata: self.metadata.clone(),
+        };
+        let outcome = crate::pull::pull(stores, request, progress).await?;
+        self.publish("pull", &outcome.id, &outcome.reference.familiar());
+        Ok(outcome)
+    }
+
     /// `docker save NAME...`: check that every name exists, then write one
     /// archive. Nothing is written when a name is unknown.
     pub fn save(&self, names: &[String], out: impl Write) -> Result<(), ImageError> {
+        let mut saved = BTreeSet::new();
         for name in names {
-            if !is_repository_name(&self.metadata, name)? {
-                self.metadata.resolve(name)?;
+            match repository_images(&self.metadata, name)? {
+                Some(ids) => saved.extend(ids),
+                None => {
+                    saved.insert(self.metadata.resolve(name)?.id);
+                }
             }
         }
         kiln_image::save(&self.content, &self.metadata, names, out)?;
+        for id in &saved {
+            self.publish_by_id("save", id);
+        }
         Ok(())
     }
 
@@ -564,6 +640,7 @@ impl Images {
         if reference.as_ref().is_some_and(|r| r.digest().is_some()) {
             return Err(ImageError::TagWithDigest);
         }
+        let tag = reference.as_ref().map(|r| r.normalized().familiar());
         let options = kiln_image::ImportOptions {
             reference: reference.map(|r| r.normalized()),
             changes: request.changes.clone(),
@@ -578,6 +655,54 @@ impl Images {
             reader,
             &options,
         )?;
+        if let Some(tag) = tag {
+            self.publish("tag", &record.id, &tag);
+        }
+        self.publish_by_id("import", &record.id);
+        Ok(record.id)
+    }
+
+    /// `docker commit`: a new image of `base` and a container's writable
+    /// layer, written under the lock that keeps a sweep from its blobs.
+    pub(crate) fn commit(
+        &self,
+        base: &ImageRecord,
+        base_config: &ImageConfig,
+        layer: &kiln_image::WritableLayer,
+        options: &kiln_image::CommitOptions,
+    ) -> Result<ImageRecord, kiln_image::CommitError> {
+        let _guard = self.store_guard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kiln_image::commit_container(
+            &self.content,
+            &self.snapshots,
+            &self.metadata,
+            base,
+            base_config,
+            layer,
+            options,
+        )
+    }
+
+    /// Import a rootfs tar with options the caller fixed (`created`, for a
+    /// reproducible id): `kiln image bootstrap`. Same lock and events as
+    /// [`Images::import`].
+    pub(crate) fn import_rootfs(
+        &self,
+        reader: impl Read,
+        options: &kiln_image::ImportOptions,
+    ) -> Result<Digest, ImageError> {
+        let _guard = self.store_guard.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let record = kiln_image::import_rootfs(
+            &self.content,
+            &self.snapshots,
+            &self.metadata,
+            reader,
+            options,
+        )?;
+        if let Some(reference) = &options.reference {
+            self.publish("tag", &record.id, &reference.familiar());
+        }
+        self.publish_by_id("import", &record.id);
         Ok(record.id)
     }
 
@@ -606,15 +731,24 @@ impl Images {
     }
 }
 
-/// Whether `name` is a bare repository name with at least one tag
-/// (`docker save busybox` saves every tag of busybox).
-fn is_repository_name(metadata: &Metadata, name: &str) -> Result<bool, ImageError> {
-    let Ok(reference) = name.parse::<ImageRef>() else { return Ok(false) };
+/// The images of every tag of `name` when it is a bare repository name with
+/// at least one tag (`docker save busybox` saves every tag of busybox).
+fn repository_images(
+    metadata: &Metadata,
+    name: &str,
+) -> Result<Option<BTreeSet<Digest>>, ImageError> {
+    let Ok(reference) = name.parse::<ImageRef>() else { return Ok(None) };
     if !reference.is_name_only() {
-        return Ok(false);
+        return Ok(None);
     }
     let wanted = reference.name();
-    Ok(metadata.references()?.iter().any(|(r, _)| r.digest().is_none() && r.name() == wanted))
+    let ids: BTreeSet<Digest> = metadata
+        .references()?
+        .into_iter()
+        .filter(|(r, _)| r.digest().is_none() && r.name() == wanted)
+        .map(|(_, id)| id)
+        .collect();
+    Ok((!ids.is_empty()).then_some(ids))
 }
 
 /// Whether `name` names the image by (a prefix of) its id rather than by a
@@ -700,6 +834,42 @@ mod tests {
             (err.kind(), err.to_string()),
             (ErrorKind::NotFound, "No such image: nope".into())
         );
+    }
+
+    #[test]
+    fn image_changes_are_published_as_dockers_events() {
+        let dir = kiln_testing::ScratchDir::new().expect("scratch");
+        let engine = engine(&dir);
+        let images = engine.images();
+        let request = ImportRequest {
+            reference: Some("a:1".into()),
+            changes: vec!["LABEL team=ml".into()],
+            message: None,
+        };
+        let id = images.import(&rootfs_tar()[..], &request).expect("import");
+        images.tag("a:1", "b", "").expect("tag");
+        images.remove("a:1", false, &NoUsers).expect("untag");
+        images.remove("b", false, &NoUsers).expect("delete");
+        let (past, _) = engine.events().subscribe();
+        let seen: Vec<(&str, &str, &str)> = past
+            .iter()
+            .map(|e| (e.kind, e.action.as_str(), e.attributes["name"].as_str()))
+            .collect();
+        let id_text = id.to_string();
+        assert_eq!(
+            seen,
+            [
+                ("image", "tag", "a:1"),
+                ("image", "import", id_text.as_str()),
+                ("image", "tag", "b:latest"),
+                ("image", "untag", id_text.as_str()),
+                ("image", "untag", id_text.as_str()),
+                ("image", "delete", id_text.as_str()),
+            ]
+        );
+        assert!(past.iter().all(|e| e.id == id_text));
+        assert_eq!(past[0].attributes.get("team").map(String::as_str), Some("ml"), "labels too");
+        assert_eq!(past[5].attributes.get("team"), None, "a deleted image has no labels left");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! the daemon that hosts the engine is multi-threaded, so runtimes and shims
 //! run as separate processes.
 
+pub mod bootstrap;
 mod config;
 pub mod containers;
 pub mod events;
@@ -23,6 +24,7 @@ mod identity;
 mod images;
 mod info;
 mod lock;
+pub mod pull;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -131,7 +133,8 @@ impl Engine {
         let database = Arc::new(database);
         let metadata = kiln_image::Metadata::with_database(Arc::clone(&database))
             .map_err(OpenError::Metadata)?;
-        let images = Arc::new(Images::new(content, snapshots, metadata));
+        let events = Arc::new(events::Events::default());
+        let images = Arc::new(Images::new(content, snapshots, metadata, Arc::clone(&events)));
         let exec_root = std::path::absolute(&config.exec_root)
             .map_err(|source| OpenError::CreateDir { path: config.exec_root.clone(), source })?;
         let exe = match &config.exe {
@@ -146,10 +149,13 @@ impl Engine {
             exe,
         };
         let volumes = Arc::new(
-            volumes::Volumes::open(&root.join("volumes"), Arc::clone(&database))
-                .map_err(OpenError::Volumes)?,
+            volumes::Volumes::open(
+                &root.join("volumes"),
+                Arc::clone(&database),
+                Arc::clone(&events),
+            )
+            .map_err(OpenError::Volumes)?,
         );
-        let events = Arc::new(events::Events::default());
         let containers = Arc::new(
             Containers::open(
                 paths,

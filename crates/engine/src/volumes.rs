@@ -10,6 +10,11 @@
 //! container first needs it and unmounted when the volume is removed.
 //! Anonymous volumes (an image's `VOLUME`, `-v /path`) are named volumes
 //! with a random name and the `com.docker.volume.anonymous` label.
+//!
+//! Docker's volume events go out from here: `create` (only for a volume
+//! that is new), `destroy`, `prune`, and `mount`/`unmount`, which the
+//! container service reports through [`Volumes::mounted`] and
+//! [`Volumes::unmounted`] when a container starts and stops.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use kiln_types::{ErrorKind, HasKind};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+
+use crate::events::Events;
 
 const VOLUMES: TableDefinition<&str, &[u8]> = TableDefinition::new("volumes");
 
@@ -106,15 +113,20 @@ pub struct Volumes {
     db: Arc<Database>,
     /// Serialises create and remove, so a name is made once.
     lock: Mutex<()>,
+    events: Arc<Events>,
 }
 
 impl Volumes {
-    pub(crate) fn open(root: &Path, db: Arc<Database>) -> Result<Volumes, VolumeError> {
+    pub(crate) fn open(
+        root: &Path,
+        db: Arc<Database>,
+        events: Arc<Events>,
+    ) -> Result<Volumes, VolumeError> {
         std::fs::create_dir_all(root).map_err(io("create", root))?;
         let txn = db.begin_write().map_err(db_err("write"))?;
         txn.open_table(VOLUMES).map_err(db_err("create tables in"))?;
         txn.commit().map_err(db_err("commit to"))?;
-        Ok(Volumes { root: root.to_owned(), db, lock: Mutex::new(()) })
+        Ok(Volumes { root: root.to_owned(), db, lock: Mutex::new(()), events })
     }
 
     /// `<root>/volumes/<name>/_data`.
@@ -162,6 +174,7 @@ impl Volumes {
         };
         self.put(&record)?;
         tracing::info!(volume = %name, "volume created");
+        self.publish("create", &name, [("driver", record.driver.clone())]);
         Ok((record, true))
     }
 
@@ -210,12 +223,12 @@ impl Volumes {
         users: &dyn VolumeUsers,
     ) -> Result<(), VolumeError> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        if self.get_opt(name)?.is_none() {
+        let Some(record) = self.get_opt(name)? else {
             if force {
                 return Ok(());
             }
             return Err(VolumeError::NotFound { name: name.to_owned() });
-        }
+        };
         let containers = users.users_of(name);
         if !containers.is_empty() {
             return Err(VolumeError::InUse { name: name.to_owned(), containers });
@@ -233,6 +246,7 @@ impl Volumes {
             tracing::warn!(volume = %name, error = %err, "cannot remove the volume's data");
         }
         tracing::info!(volume = %name, "volume removed");
+        self.publish("destroy", name, [("driver", record.driver)]);
         Ok(())
     }
 
@@ -261,6 +275,9 @@ impl Volumes {
                 removed.push(record.name);
             }
         }
+        // docker-compat: a prune is one event with no volume, after the
+        // `destroy` of each volume it removed.
+        self.publish("prune", "", [("reclaimed", reclaimed.to_string())]);
         Ok((removed, reclaimed))
     }
 
@@ -288,6 +305,42 @@ impl Volumes {
             }
         }
         Ok(data)
+    }
+
+    /// Report that container `container` mounts the volume at
+    /// `destination` (the `mount` event, as its start sets up its mounts).
+    pub fn mounted(
+        &self,
+        record: &VolumeRecord,
+        container: &str,
+        destination: &str,
+        rw: bool,
+        propagation: &str,
+    ) {
+        self.publish(
+            "mount",
+            &record.name,
+            [
+                ("driver", record.driver.clone()),
+                ("container", container.to_owned()),
+                ("destination", destination.to_owned()),
+                ("read/write", rw.to_string()),
+                ("propagation", propagation.to_owned()),
+            ],
+        );
+    }
+
+    /// Report that container `container` no longer uses the volume (the
+    /// `unmount` event, when it stops). The data stays mounted for the next
+    /// user; [`Volumes::remove`] unmounts it.
+    pub fn unmounted(&self, name: &str, container: &str) {
+        let driver = self.get_opt(name).ok().flatten().map_or_else(|| "local".into(), |v| v.driver);
+        self.publish("unmount", name, [("driver", driver), ("container", container.to_owned())]);
+    }
+
+    fn publish<const N: usize>(&self, action: &str, name: &str, attributes: [(&str, String); N]) {
+        let attributes = attributes.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        self.events.publish("volume", action, name, attributes);
     }
 
     /// Whether the volume's data is empty (so an image's content may be
@@ -369,7 +422,49 @@ mod tests {
 
     fn volumes(dir: &kiln_testing::ScratchDir) -> Volumes {
         let db = Database::create(dir.path().join("kiln.db")).expect("db");
-        Volumes::open(&dir.path().join("volumes"), Arc::new(db)).expect("volumes")
+        let events = Arc::new(Events::default());
+        Volumes::open(&dir.path().join("volumes"), Arc::new(db), events).expect("volumes")
+    }
+
+    /// `(action, volume)` of every event published so far.
+    fn published(volumes: &Volumes) -> Vec<(String, String)> {
+        let (past, _) = volumes.events.subscribe();
+        past.into_iter().map(|e| (e.action, e.id)).collect()
+    }
+
+    #[test]
+    fn events_tell_the_life_of_a_volume() {
+        let dir = kiln_testing::ScratchDir::new().expect("scratch");
+        let volumes = volumes(&dir);
+        let (record, _) =
+            volumes.create(Some("data"), "", BTreeMap::new(), BTreeMap::new()).expect("create");
+        volumes.create(Some("data"), "", BTreeMap::new(), BTreeMap::new()).expect("again");
+        volumes.mounted(&record, "abc", "/data", false, "");
+        volumes.unmounted("data", "abc");
+        volumes.remove("data", false, &Nobody).expect("remove");
+        volumes.prune(true, &[], &Nobody).expect("prune");
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+        };
+        assert_eq!(
+            published(&volumes),
+            pairs(&[
+                ("create", "data"),
+                ("mount", "data"),
+                ("unmount", "data"),
+                ("destroy", "data"),
+                ("prune", ""),
+            ]),
+            "a second create of the same name is no event"
+        );
+        let (past, _) = volumes.events.subscribe();
+        let mount = &past[1];
+        assert_eq!(mount.kind, "volume");
+        assert_eq!(mount.attributes["driver"], "local");
+        assert_eq!(mount.attributes["container"], "abc");
+        assert_eq!(mount.attributes["destination"], "/data");
+        assert_eq!(mount.attributes["read/write"], "false");
+        assert_eq!(past[4].attributes["reclaimed"], "0");
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub fn load(
     }
     let mut images = Vec::with_capacity(plans.len());
     for plan in plans {
-        let record = prepare(content, snapshots, &plan)?;
+        let record = prepare(content, snapshots, &plan, None)?;
         images.push((record, plan.tags));
     }
     metadata.put_images(&images)?;
@@ -474,12 +474,47 @@ fn read_blob(
     content.read(digest).map_err(|source| ArchiveError::ReadBlob { digest: digest.clone(), source })
 }
 
+/// Record the image whose manifest (a single-image manifest, not an index)
+/// and every blob it names are in the content store, and tag it with `tags`,
+/// in one transaction. This is how a pull ends.
+///
+/// `chain_ids` are the snapshots of its layers when the caller has unpacked
+/// and checked each already (with [`unpack_layer`](crate::unpack_layer));
+/// `None` unpacks what is missing here, as `load` does.
+pub fn register_image(
+    content: &Store,
+    snapshots: &Snapshots,
+    metadata: &Metadata,
+    manifest: &Digest,
+    tags: Vec<ImageRef>,
+    chain_ids: Option<Vec<Digest>>,
+) -> Result<ImageRecord, ArchiveError> {
+    let bytes = read_blob(content, manifest, "manifest")?;
+    let parsed = ImageManifest::from_json(&bytes).map_err(|source| ArchiveError::InvalidBlob {
+        what: "manifest",
+        digest: manifest.clone(),
+        source,
+    })?;
+    let plan = Plan {
+        config: parsed.config.digest.clone(),
+        layers: parsed.layers.iter().map(|l| l.digest.clone()).collect(),
+        manifest: Some(manifest.clone()),
+        tags,
+    };
+    let record = prepare(content, snapshots, &plan, chain_ids)?;
+    metadata.put_images(&[(record.clone(), plan.tags)])?;
+    tracing::info!(image = %record.id, manifest = %manifest, "image registered");
+    Ok(record)
+}
+
 /// Check, unpack and describe one planned image; writes a manifest when the
-/// archive has none for it.
+/// archive has none for it. With `unpacked`, the layers' snapshots are
+/// those chain ids, already checked by the caller.
 fn prepare(
     content: &Store,
     snapshots: &Snapshots,
     plan: &Plan,
+    unpacked: Option<Vec<Digest>>,
 ) -> Result<ImageRecord, ArchiveError> {
     let config_bytes = read_blob(content, &plan.config, "image config")?;
     let config = ImageConfig::from_json(&config_bytes).map_err(|source| {
@@ -490,7 +525,10 @@ fn prepare(
             return Err(ArchiveError::MissingBlob { what: "layer", digest: layer.clone() });
         }
     }
-    let chain_ids = ensure_unpacked(content, snapshots, &plan.layers, &config.rootfs.diff_ids)?;
+    let chain_ids = match unpacked {
+        Some(chain_ids) if chain_ids.len() == plan.layers.len() => chain_ids,
+        _ => ensure_unpacked(content, snapshots, &plan.layers, &config.rootfs.diff_ids)?,
+    };
     let mut size = 0;
     let mut layer_descs = Vec::with_capacity(plan.layers.len());
     for layer in &plan.layers {

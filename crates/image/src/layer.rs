@@ -76,23 +76,43 @@ pub(crate) fn ensure_unpacked(
             }
             continue;
         }
-        let blob = content
-            .open_blob(layer)
-            .map_err(|source| LayerError::Read { digest: layer.clone(), source })?;
-        let stats = match snapshots.unpack(chain, blob) {
-            Ok(stats) => stats,
-            // Another loader got there first.
-            Err(SnapshotError::Exists { .. }) => continue,
-            Err(source) => return Err(LayerError::Unpack { digest: layer.clone(), source }),
-        };
-        if let Err(err) = check_diff_id(layer, diff_id, &stats.diff_id) {
-            if let Err(remove) = snapshots.remove_layer(chain) {
-                tracing::warn!(chain_id = %chain, error = %remove, "cannot remove mismatched layer");
-            }
-            return Err(err);
-        }
+        unpack_layer(content, snapshots, layer, diff_id, chain)?;
     }
     Ok(chains)
+}
+
+/// Unpack one stored layer blob as the snapshot `chain`, whose parent
+/// (the chain id below it) must be unpacked already, and check the
+/// uncompressed tar against `diff_id`; a mismatch leaves no snapshot.
+///
+/// A snapshot that appears meanwhile (another loader or pull got there
+/// first) counts as done. Pulls call this as each layer arrives, bottom
+/// first, so that unpacking overlaps the downloads above it.
+pub fn unpack_layer(
+    content: &Store,
+    snapshots: &Snapshots,
+    layer: &Digest,
+    diff_id: &Digest,
+    chain: &Digest,
+) -> Result<(), LayerError> {
+    if snapshots.has_layer(chain) {
+        return Ok(());
+    }
+    let blob = content
+        .open_blob(layer)
+        .map_err(|source| LayerError::Read { digest: layer.clone(), source })?;
+    let stats = match snapshots.unpack(chain, blob) {
+        Ok(stats) => stats,
+        Err(SnapshotError::Exists { .. }) => return Ok(()),
+        Err(source) => return Err(LayerError::Unpack { digest: layer.clone(), source }),
+    };
+    if let Err(err) = check_diff_id(layer, diff_id, &stats.diff_id) {
+        if let Err(remove) = snapshots.remove_layer(chain) {
+            tracing::warn!(chain_id = %chain, error = %remove, "cannot remove mismatched layer");
+        }
+        return Err(err);
+    }
+    Ok(())
 }
 
 fn check_diff_id(layer: &Digest, expected: &Digest, actual: &Digest) -> Result<(), LayerError> {

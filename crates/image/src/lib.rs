@@ -7,6 +7,8 @@
 //! - [`Metadata`] keeps images, tags and digest references in `kiln.db`
 //!   (redb), one transaction per change; a tag never names a missing image.
 //! - [`import_rootfs`] makes a one-layer image of a rootfs tar (`docker import`).
+//! - [`commit_container`] makes an image of a container's writable layer
+//!   on top of its image (`docker commit`).
 //! - [`save`] and [`load`] write and read `docker save` archives (Docker's
 //!   legacy and 25+ formats) and OCI image layout tars.
 //!
@@ -15,6 +17,7 @@
 
 mod archive;
 mod change;
+mod commit;
 mod config;
 mod descriptor;
 mod import;
@@ -26,12 +29,13 @@ mod metadata;
 mod serde_null;
 mod timestamp;
 
-pub use archive::{load, save, ArchiveError, LoadedImage};
+pub use archive::{load, register_image, save, ArchiveError, LoadedImage};
 pub use change::{apply_change, ChangeError};
+pub use commit::{commit_container, merge_config, CommitError, CommitOptions, WritableLayer};
 pub use config::{ContainerConfig, EmptyObject, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
 pub use import::{import_rootfs, ImportError, ImportOptions};
 pub use index::ImageIndex;
-pub use layer::LayerError;
+pub use layer::{unpack_layer, LayerError};
 pub use manifest::ImageManifest;
 pub use metadata::{ImageRecord, Metadata, MetadataError};

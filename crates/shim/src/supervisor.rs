@@ -253,7 +253,10 @@ impl Supervisor {
             id: args.id.clone(),
             store,
             state_dir,
-            stdin_once: args.stdin_once,
+            // docker-compat: with a terminal, a client going away is a
+            // detach, not the end of input (Docker closes stdin once only
+            // without a tty).
+            stdin_once: args.stdin_once && !args.tty,
             init_pid: state.pid,
             lifecycle: Lifecycle::Created,
             main,

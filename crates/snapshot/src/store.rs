@@ -64,7 +64,9 @@ impl Snapshots {
                 .create(&path)
                 .map_err(|source| SnapshotError::Write { path, source })?;
         }
-        Ok(Snapshots { root: root.to_owned(), whiteouts })
+        let snapshots = Snapshots { root: root.to_owned(), whiteouts };
+        snapshots.sweep_detached();
+        Ok(snapshots)
     }
 
     pub fn root(&self) -> &Path {
@@ -147,11 +149,40 @@ impl Snapshots {
 
     /// Remove container `id`'s writable layer; absent is fine.
     pub fn remove_container(&self, id: &ContainerId) -> Result<(), SnapshotError> {
+        if let Some(doomed) = self.detach_container(id)? {
+            remove_tree(&doomed);
+        }
+        Ok(())
+    }
+
+    /// Take container `id`'s writable layer out of the store at once (one
+    /// rename) and return where it now lies, for the caller to delete when
+    /// it suits it; `None` when there is none. What a crash leaves there
+    /// goes at the next [`Snapshots::open`].
+    pub fn detach_container(&self, id: &ContainerId) -> Result<Option<PathBuf>, SnapshotError> {
         let dir = self.container_dir(id);
         if !dir.exists() {
-            return Ok(());
+            return Ok(None);
         }
-        remove_dir_atomically(&dir)
+        let doomed = doomed_path(&dir);
+        fs::rename(&dir, &doomed)
+            .map_err(|source| SnapshotError::Write { path: dir.clone(), source })?;
+        Ok(Some(doomed))
+    }
+
+    /// Deletes what [`Snapshots::detach_container`] returned.
+    pub fn remove_detached(&self, path: &Path) {
+        remove_tree(path);
+    }
+
+    /// Deletes writable layers left half-removed by a crash.
+    fn sweep_detached(&self) {
+        let Ok(dir) = fs::read_dir(self.root.join(CONTAINERS)) else { return };
+        for entry in dir.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(REMOVING) {
+                remove_tree(&entry.path());
+            }
+        }
     }
 
     /// The mount of an image's layers, given bottom first by chain id (as
@@ -218,10 +249,17 @@ fn layer_key(chain_id: &Digest) -> String {
     format!("{}-{}", chain_id.algorithm().as_str(), chain_id.hex())
 }
 
-fn remove_dir_atomically(dir: &Path) -> Result<(), SnapshotError> {
+/// The suffix of a directory on its way out.
+const REMOVING: &str = ".removing";
+
+fn doomed_path(dir: &Path) -> PathBuf {
     let mut doomed = dir.as_os_str().to_owned();
-    doomed.push(".removing");
-    let doomed = PathBuf::from(doomed);
+    doomed.push(REMOVING);
+    PathBuf::from(doomed)
+}
+
+fn remove_dir_atomically(dir: &Path) -> Result<(), SnapshotError> {
+    let doomed = doomed_path(dir);
     fs::rename(dir, &doomed)
         .map_err(|source| SnapshotError::Write { path: dir.to_owned(), source })?;
     remove_tree(&doomed);
@@ -235,6 +273,25 @@ mod tests {
 
     fn fake_layer(snapshots: &Snapshots, id: &Digest) {
         fs::create_dir_all(snapshots.layer_dir(id)).unwrap();
+    }
+
+    #[test]
+    fn a_detached_layer_is_out_of_the_store_and_a_crash_leftover_goes_at_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("snap");
+        let snapshots = Snapshots::open(&root).unwrap();
+        let id: ContainerId = "c1".parse().unwrap();
+        let upper = snapshots.prepare_container(&id).unwrap();
+        fs::write(upper.upper.join("file"), b"x").unwrap();
+        let doomed = snapshots.detach_container(&id).unwrap().expect("detached");
+        assert!(snapshots.container_dirs(&id).is_none());
+        assert!(doomed.join("upper/file").is_file());
+        assert!(snapshots.detach_container(&id).unwrap().is_none());
+        // The process dies before deleting it: the next open does.
+        let reopened = Snapshots::open(&root).unwrap();
+        assert!(!doomed.exists());
+        reopened.prepare_container(&id).unwrap();
+        assert!(reopened.container_dirs(&id).is_some());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //! reads the exit records of those that ended while the daemon was away.
 
 pub mod archive;
+mod commit;
 mod error;
 pub mod health;
 mod logs;
@@ -39,6 +40,7 @@ use kiln_shim::protocol::{ExitRecord, Request};
 use kiln_types::{ContainerStatus, Digest};
 use tokio::sync::watch;
 
+pub use commit::{CommitError, CommitRequest};
 pub use error::ContainerError;
 pub use kiln_runtime::template::{MASKED_PATHS, READONLY_PATHS};
 pub use logs::{LogEntry, LogOptions, LogStream};
@@ -56,6 +58,8 @@ use store::RecordStore;
 
 /// Seconds `stop` waits before SIGKILL when nobody says.
 const DEFAULT_STOP_TIMEOUT: i64 = 10;
+/// The suffix of a container's directory on its way out.
+const REMOVING: &str = ".removing";
 
 /// Where container files go.
 #[derive(Debug, Clone)]
@@ -84,6 +88,9 @@ struct Entry {
     /// Attach requests waiting for the next start.
     waiting_attaches:
         Mutex<Vec<(AttachOptions, tokio::sync::oneshot::Sender<std::io::Result<ShimStream>>)>>,
+    /// Set while `restart` stops the container: its exit then does not
+    /// remove a `--rm` container (as dockerd does).
+    restarting: std::sync::atomic::AtomicBool,
 }
 
 /// What waiters watch: how many times the container exited, and whether it
@@ -308,6 +315,14 @@ impl Containers {
     ) -> Result<Containers, ContainerError> {
         for dir in [&paths.bundles, &paths.states, &paths.runtime_root] {
             std::fs::create_dir_all(dir).map_err(ContainerError::io("create", dir.clone()))?;
+        }
+        // What a crash left between the rename and the delete of a removal.
+        for dir in [&paths.bundles, &paths.states] {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().ends_with(REMOVING) {
+                    images.snapshots().remove_detached(&entry.path());
+                }
+            }
         }
         let store = RecordStore::open(db)?;
         let mut entries = HashMap::new();
@@ -768,21 +783,28 @@ impl Containers {
             .map_err(|source| ContainerError::Snapshot { id: id.to_owned(), source })?;
         let bundle = self.paths.bundles.join(id);
         std::fs::create_dir_all(&bundle).map_err(ContainerError::io("create", bundle.clone()))?;
+        // Docker creates the working directory when the image lacks it.
+        let (workdir, auto_remove) = {
+            let entry = self.find(id)?;
+            let record = lock(&entry.record);
+            let workdir = match record.request.config.working_dir.as_str() {
+                "" => defaults.working_dir.clone().unwrap_or_default(),
+                dir => dir.to_owned(),
+            };
+            (workdir, record.request.host.auto_remove)
+        };
+        let mut options = mount.options.clone();
+        if auto_remove && mount.fstype == "overlay" {
+            // The layer goes with the container: no sync of the host's
+            // filesystem when it is unmounted.
+            options.push(kiln_shim::VOLATILE.to_owned());
+        }
         let rootfs = serde_json::json!({
             "fstype": mount.fstype,
             "source": mount.source,
-            "options": mount.options,
+            "options": options,
         });
         write_file(&bundle.join("kiln-rootfs.json"), rootfs.to_string().as_bytes())?;
-        // Docker creates the working directory when the image lacks it.
-        let workdir = {
-            let entry = self.find(id)?;
-            let record = lock(&entry.record);
-            match record.request.config.working_dir.as_str() {
-                "" => defaults.working_dir.clone().unwrap_or_default(),
-                dir => dir.to_owned(),
-            }
-        };
         let relative = workdir.trim_start_matches('/');
         if !relative.is_empty() && !relative.split('/').any(|c| c == "..") {
             let exists = image
@@ -798,21 +820,41 @@ impl Containers {
     }
 
     fn remove_files(&self, id: &str) {
+        for path in self.detach_files(id) {
+            self.images.snapshots().remove_detached(&path);
+        }
+    }
+
+    /// Takes container `id`'s writable layer, bundle and state dir out of
+    /// the way, one rename each, and returns where they now lie, to be
+    /// deleted off the caller's path: `rm` and `run --rm` answer without
+    /// waiting for the tree walks. Leftovers of a crash go at the next open.
+    fn detach_files(&self, id: &str) -> Vec<PathBuf> {
+        let mut doomed = Vec::new();
         if let Ok(cid) = id.parse::<kiln_types::ContainerId>() {
-            if let Err(err) = self.images.snapshots().remove_container(&cid) {
-                tracing::warn!(container = %id, error = %err, "cannot remove the writable layer");
+            match self.images.snapshots().detach_container(&cid) {
+                Ok(Some(path)) => doomed.push(path),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(container = %id, error = %err, "cannot remove the writable layer")
+                }
             }
         }
         let bundle = self.paths.bundles.join(id);
         let rootfs = bundle.join("rootfs");
         let _ = nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH);
         for dir in [bundle, self.paths.states.join(id)] {
-            if let Err(err) = std::fs::remove_dir_all(&dir) {
-                if err.kind() != std::io::ErrorKind::NotFound {
+            let away = dir.with_file_name(format!("{id}{REMOVING}"));
+            match std::fs::rename(&dir, &away) {
+                Ok(()) => doomed.push(away),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
                     tracing::warn!(container = %id, path = %dir.display(), error = %err, "cannot remove");
+                    doomed.push(dir);
                 }
             }
         }
+        doomed
     }
 
     // ---- start ----------------------------------------------------------
@@ -890,6 +932,13 @@ impl Containers {
                 return Err(self.record_start_failure(entry, err));
             }
             Err(e) => {
+                // The shim is up with a created container that nobody will
+                // start: kill it, so that the shim ends instead of waiting.
+                let store = self.runtime_store();
+                let rid = id.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || kiln_runtime::delete(&store, &rid, true))
+                        .await;
                 let err = ContainerError::Shim { id: id.clone(), message: e.to_string() };
                 return Err(self.record_start_failure(entry, err));
             }
@@ -1001,6 +1050,7 @@ impl Containers {
                 "volume" => {
                     let volume = self.volumes.get(&m.name).map_err(volume_err)?;
                     let data = self.volumes.prepare(&volume).map_err(volume_err)?;
+                    self.volumes.mounted(&volume, &record.id, &m.destination, m.rw, &m.propagation);
                     let mut options = vec!["rbind".to_owned(), "rprivate".to_owned()];
                     if !m.rw {
                         options.push("ro".to_owned());
@@ -1123,7 +1173,8 @@ impl Containers {
             r.state.pid = 0;
             r.state.finished_at =
                 kiln_shim::logfile::parse_time(&exit.finished_at).unwrap_or_else(now_nanos);
-            (r.id.clone(), r.request.host.auto_remove)
+            let restarting = entry.restarting.load(std::sync::atomic::Ordering::SeqCst);
+            (r.id.clone(), r.request.host.auto_remove && !restarting)
         };
         // A `--rm` container is deleted next: no need to record its exit.
         if !auto_remove {
@@ -1132,6 +1183,15 @@ impl Containers {
             }
         }
         tracing::info!(container = %id, exit_code = exit.exit_code, "container exited");
+        let volumes: Vec<String> = lock(&entry.record)
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .map(|m| m.name.clone())
+            .collect();
+        for name in volumes {
+            self.volumes.unmounted(&name, &id);
+        }
         if exit.oom_killed {
             self.emit(entry, "oom", &[]);
         }
@@ -1465,7 +1525,11 @@ impl Containers {
     ) -> Result<(), ContainerError> {
         let entry = self.find(name)?;
         let _op = entry.ops.lock().await;
-        self.stop_locked(&entry, signal, timeout).await?;
+        // docker-compat: a `--rm` container survives its restart's stop.
+        entry.restarting.store(true, std::sync::atomic::Ordering::SeqCst);
+        let stopped = self.stop_locked(&entry, signal, timeout).await;
+        entry.restarting.store(false, std::sync::atomic::Ordering::SeqCst);
+        stopped?;
         self.start_locked(&entry).await?;
         self.emit(&entry, "restart", &[]);
         Ok(())
@@ -1595,7 +1659,13 @@ impl Containers {
             &this_paths.bundle.join("rootfs"),
             nix::mount::MntFlags::MNT_DETACH,
         );
-        self.remove_files(&id);
+        let doomed = self.detach_files(&id);
+        let snapshots = self.images.snapshots().clone();
+        tokio::task::spawn_blocking(move || {
+            for path in doomed {
+                snapshots.remove_detached(&path);
+            }
+        });
         if volumes {
             let anonymous: Vec<String> = lock(&entry.record)
                 .mounts
@@ -1685,15 +1755,37 @@ impl Containers {
     }
 
     /// `GET /containers/json`: newest first.
+    ///
+    /// Filters, as Docker's: `status`, `name`, `label`, `ancestor`,
+    /// `exited`, `id`, `before`, `since`, `health` (`starting`, `healthy`,
+    /// `unhealthy`, or `none` for containers without a check), `volume` (a
+    /// volume name, bind source or mount destination) and `is-task` (no
+    /// container here is a swarm task). Network and port filters wait for
+    /// networks.
     pub fn list(&self, options: &ListOptions) -> Result<Vec<ContainerRecord>, ContainerError> {
-        let mut records: Vec<ContainerRecord> =
-            lock(&self.entries).values().map(|e| lock(&e.record).clone()).collect();
-        records.sort_by_key(|r| std::cmp::Reverse(r.created));
+        let mut rows: Vec<(ContainerRecord, &'static str)> = lock(&self.entries)
+            .values()
+            .map(|e| {
+                let health = lock(&e.health).as_ref().map_or("none", |h| h.status.as_str());
+                (lock(&e.record).clone(), health)
+            })
+            .collect();
+        rows.sort_by_key(|(r, _)| std::cmp::Reverse(r.created));
         let filters = &options.filters;
         for key in filters.keys() {
             if !matches!(
                 key.as_str(),
-                "status" | "name" | "label" | "ancestor" | "exited" | "id" | "before" | "since"
+                "status"
+                    | "name"
+                    | "label"
+                    | "ancestor"
+                    | "exited"
+                    | "id"
+                    | "before"
+                    | "since"
+                    | "health"
+                    | "volume"
+                    | "is-task"
             ) {
                 return Err(ContainerError::InvalidRequest {
                     message: format!("invalid filter '{key}'"),
@@ -1707,6 +1799,25 @@ impl Containers {
                 });
             }
         }
+        for health in filters.get("health").into_iter().flatten() {
+            if !matches!(health.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(ContainerError::InvalidRequest {
+                    message: format!("Unrecognised filter value for health: {health}"),
+                });
+            }
+        }
+        // docker-compat: `true` wins over `false`; the message shows the
+        // values as Go prints a slice.
+        let wants_tasks = match filters.get("is-task").filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) if v.iter().any(|x| x == "true") => Some(true),
+            Some(v) if v.iter().any(|x| x == "false") => Some(false),
+            Some(v) => {
+                return Err(ContainerError::InvalidRequest {
+                    message: format!("invalid filter 'is-task=[{}]'", v.join(" ")),
+                })
+            }
+        };
         let ancestors: Vec<Digest> = filters
             .get("ancestor")
             .into_iter()
@@ -1726,8 +1837,19 @@ impl Containers {
             || filters.contains_key("status")
             || filters.contains_key("exited")
             || options.limit > 0;
-        let mut out: Vec<ContainerRecord> = records
+        let mut out: Vec<ContainerRecord> = rows
             .into_iter()
+            .filter(|(_, health)| any_or_empty(filters.get("health"), |h| h == health))
+            .map(|(r, _)| r)
+            .filter(|_| wants_tasks != Some(true))
+            .filter(|r| {
+                any_or_empty(filters.get("volume"), |v| {
+                    r.mounts.iter().any(|m| {
+                        let name = if m.name.is_empty() { &m.source } else { &m.name };
+                        name == v || m.destination == *v
+                    })
+                })
+            })
             .filter(|r| all || r.state.status.is_alive())
             .filter(|r| any_or_empty(filters.get("status"), |s| s == r.state.status.as_str()))
             .filter(|r| {
@@ -1854,8 +1976,8 @@ impl Containers {
     }
 
     /// Run `op` on the container's filesystem, for `docker cp`: `op` gets
-    /// the directory to resolve in, the path inside it and the container's
-    /// id. A path inside a volume or bind goes to that mount's source; the
+    /// the directory to resolve in, the path inside it and the container as
+    /// it was named (for messages). A path inside a volume or bind goes to that mount's source; the
     /// rootfs of a stopped container is mounted for the time of `op`.
     pub fn with_filesystem<R>(
         &self,
@@ -1871,7 +1993,8 @@ impl Containers {
             (r.id.clone(), r.state.status.is_alive(), r.mounts.clone())
         };
         let path = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
-        let run = |root: &Path, inner: &str| op(root, inner, &id).map_err(ContainerError::Archive);
+        // docker-compat: errors name the container as the user did.
+        let run = |root: &Path, inner: &str| op(root, inner, name).map_err(ContainerError::Archive);
         let covering = mounts
             .iter()
             .filter(|m| m.kind != "tmpfs")
@@ -1900,10 +2023,15 @@ impl Containers {
             })?;
         let fstype = spec["fstype"].as_str().unwrap_or("overlay").to_owned();
         let source = spec["source"].as_str().unwrap_or("overlay").to_owned();
-        let options: Vec<String> = spec["options"]
+        let mut options: Vec<String> = spec["options"]
             .as_array()
             .map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
+        // A short-lived mount for a copy: the plain kind is fine.
+        if options.iter().any(|o| o == kiln_shim::VOLATILE) {
+            kiln_shim::clear_volatile_mark(&options);
+            options.retain(|o| o != kiln_shim::VOLATILE);
+        }
         std::fs::create_dir_all(&rootfs).map_err(ContainerError::io("create", rootfs.clone()))?;
         let mounted = if fstype == "bind" {
             let ro = options.iter().any(|o| o == "ro");
@@ -2238,6 +2366,7 @@ impl Entry {
             backoff: Mutex::new(Duration::ZERO),
             health: Mutex::new(None),
             waiting_attaches: Mutex::new(Vec::new()),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

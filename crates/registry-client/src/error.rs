@@ -1,0 +1,103 @@
+//! What can go wrong talking to a registry.
+
+use http::StatusCode;
+use kiln_types::{Digest, ErrorKind, HasKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// HTTPS registries need TLS, which a later step adds.
+    #[error("registry {registry}: TLS registries are not supported yet (only localhost and 127.0.0.0/8 over plain HTTP)")]
+    TlsUnsupported { registry: String },
+    #[error("invalid registry URL {url:?}")]
+    InvalidUrl { url: String },
+    #[error("cannot connect to {authority}")]
+    Connect {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The connection broke, or the answer was not HTTP.
+    #[error("cannot talk to {url}")]
+    Http {
+        url: String,
+        #[source]
+        source: hyper::Error,
+    },
+    #[error("too many redirects fetching {url}")]
+    TooManyRedirects { url: String },
+    /// A `Basic` challenge: the registry wants a user name and password.
+    #[error(
+        "registry {registry} asks for credentials (basic auth); kiln login is not supported yet"
+    )]
+    CredentialsRequired { registry: String },
+    #[error("registry {registry} refused access to {repository}: {message}")]
+    Unauthorized { registry: String, repository: String, message: String },
+    #[error("cannot get a token from {realm}: {message}")]
+    Token { realm: String, message: String },
+    /// docker-compat: dockerd's wording, `manifest for NAME:TAG not found: manifest unknown: …`.
+    #[error("manifest for {reference} not found: {message}")]
+    ManifestUnknown { reference: String, message: String },
+    #[error("blob {digest} not found in {repository}: {message}")]
+    BlobUnknown { repository: String, digest: Digest, message: String },
+    #[error("{url} answered {status}: {message}")]
+    Status { url: String, status: StatusCode, message: String },
+    #[error("manifest {reference} is Docker image manifest v2, schema 1, which is no longer supported; push it again with a current client")]
+    SchemaOne { reference: String },
+    #[error("manifest {reference} has unsupported media type {media_type:?}")]
+    UnsupportedManifest { reference: String, media_type: String },
+    #[error("manifest {reference} is larger than {limit} bytes")]
+    ManifestTooLarge { reference: String, limit: u64 },
+    #[error("{what} does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch { what: String, expected: Digest, actual: Digest },
+    #[error("registry sent an invalid Docker-Content-Digest {value:?} for {reference}")]
+    BadDigestHeader { reference: String, value: String },
+    /// Storing what arrived failed (the sink's own error).
+    #[error("cannot store blob {digest}")]
+    Sink {
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {digest} ended after {received} of {expected} bytes")]
+    Truncated { digest: Digest, received: u64, expected: u64 },
+}
+
+impl RegistryError {
+    /// Whether trying again may help: a dropped or refused connection,
+    /// 429 or a 5xx answer, a blob cut short.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Http { .. } | Self::Truncated { .. } => true,
+            Self::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+            }
+            _ => false,
+        }
+    }
+}
+
+impl HasKind for RegistryError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::ManifestUnknown { .. } | Self::BlobUnknown { .. } => ErrorKind::NotFound,
+            Self::TlsUnsupported { .. }
+            | Self::SchemaOne { .. }
+            | Self::UnsupportedManifest { .. } => ErrorKind::Unsupported,
+            Self::CredentialsRequired { .. } | Self::Unauthorized { .. } => {
+                ErrorKind::PermissionDenied
+            }
+            Self::InvalidUrl { .. }
+            | Self::ManifestTooLarge { .. }
+            | Self::DigestMismatch { .. }
+            | Self::BadDigestHeader { .. } => ErrorKind::InvalidArgument,
+            Self::Status { status, .. } if status.as_u16() == 404 => ErrorKind::NotFound,
+            Self::Connect { .. }
+            | Self::Http { .. }
+            | Self::TooManyRedirects { .. }
+            | Self::Token { .. }
+            | Self::Status { .. }
+            | Self::Sink { .. }
+            | Self::Truncated { .. } => ErrorKind::Internal,
+        }
+    }
+}
