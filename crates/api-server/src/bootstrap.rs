@@ -14,16 +14,13 @@
 //! middle of a pull.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::Response;
 use http_body_util::BodyExt as _;
-use hyper::body::{Body as HttpBody, Frame};
 use kiln_api_types as wire;
 use kiln_engine::bootstrap::{
     parse_epoch, BootstrapError, BootstrapRequest, Mirror, Package, Suite, Variant,
@@ -66,7 +63,8 @@ pub async fn bootstrap(engine: Arc<Engine>, query: &Query) -> Result<Response<Bo
     match rx.recv().await {
         Some(first) => {
             let first = first.unwrap_or_default();
-            let mut response = Response::new(MessageBody { first: Some(first), rx }.boxed());
+            let mut response =
+                Response::new(crate::stream::ChannelBody { first: Some(first), rx }.boxed());
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -119,28 +117,6 @@ fn json_line(message: &wire::JsonMessage) -> Bytes {
     let mut line = serde_json::to_vec(message).unwrap_or_default();
     line.push(b'\n');
     line.into()
-}
-
-/// The answer's body: the first message, then the rest as they are sent.
-#[derive(Debug)]
-struct MessageBody {
-    first: Option<Bytes>,
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-}
-
-impl HttpBody for MessageBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(Frame::data(first))));
-        }
-        self.rx.poll_recv(cx).map(|message| message.map(|m| m.map(Frame::data)))
-    }
 }
 
 #[cfg(test)]

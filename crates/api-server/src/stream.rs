@@ -95,9 +95,9 @@ impl Write for ChannelWriter {
 
 /// A response body fed from a channel, starting with a chunk already received.
 #[derive(Debug)]
-struct ChannelBody {
-    first: Option<Bytes>,
-    rx: mpsc::Receiver<Chunk>,
+pub(crate) struct ChannelBody {
+    pub(crate) first: Option<Bytes>,
+    pub(crate) rx: mpsc::Receiver<Chunk>,
 }
 
 impl HttpBody for ChannelBody {
