@@ -58,6 +58,23 @@ pub fn unpack_layer_with_whiteouts(
     dest: &Path,
     whiteouts: WhiteoutFormat,
 ) -> Result<UnpackStats, SnapshotError> {
+    unpack_layer_staged(reader, dest, None, whiteouts)
+}
+
+/// The name prefix of a layer being unpacked in a staging directory.
+pub(crate) const STAGING_PREFIX: &str = ".unpacking-";
+
+/// [`unpack_layer_with_whiteouts`], building the tree in `staging` (same
+/// file system as `dest`) under a fresh random name, then renaming it to
+/// `dest`. A random name under a directory marked as the top of unrelated
+/// trees puts each layer in its own ext4 block group (see
+/// `kiln_sys::fs::mark_top_directory`).
+pub(crate) fn unpack_layer_staged(
+    reader: impl Read,
+    dest: &Path,
+    staging: Option<&Path>,
+    whiteouts: WhiteoutFormat,
+) -> Result<UnpackStats, SnapshotError> {
     let invalid = || SnapshotError::InvalidDestination { path: dest.to_owned() };
     let name = dest.file_name().ok_or_else(invalid)?;
     let parent = match dest.parent() {
@@ -68,9 +85,14 @@ pub fn unpack_layer_with_whiteouts(
     if dest.symlink_metadata().is_ok() {
         return Err(SnapshotError::Exists { path: dest.to_owned() });
     }
-    let mut tmp_name = name.to_owned();
-    tmp_name.push(format!(".tmp-{}", random_suffix()));
-    let tmp = parent.join(tmp_name);
+    let tmp = match staging {
+        Some(dir) => dir.join(format!("{STAGING_PREFIX}{}", random_suffix())),
+        None => {
+            let mut tmp_name = name.to_owned();
+            tmp_name.push(format!(".tmp-{}", random_suffix()));
+            parent.join(tmp_name)
+        }
+    };
     DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
@@ -78,6 +100,11 @@ pub fn unpack_layer_with_whiteouts(
 
     let result = unpack_into(reader, &tmp, whiteouts).and_then(|stats| {
         commit(&tmp, dest, parent)?;
+        if let Some(dir) = staging.filter(|d| *d != parent) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| SnapshotError::Write { path: dir.to_owned(), source })?;
+        }
         Ok(stats)
     });
     if result.is_err() {

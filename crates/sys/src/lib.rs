@@ -9,6 +9,7 @@
 pub mod caps;
 pub mod exe;
 pub mod fd_passing;
+pub mod fs;
 pub mod memory;
 pub mod process;
 pub mod tty;
