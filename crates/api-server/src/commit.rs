@@ -74,14 +74,7 @@ fn to_engine_config(c: wire::ContainerConfig) -> kiln_engine::ContainerConfig {
         args_escaped: c.args_escaped,
         on_build: c.on_build.unwrap_or_default(),
         shell: c.shell.unwrap_or_default(),
-        healthcheck: c.healthcheck.map(|hc| kiln_engine::Healthcheck {
-            test: hc.test,
-            interval: hc.interval,
-            timeout: hc.timeout,
-            start_period: hc.start_period,
-            start_interval: hc.start_interval,
-            retries: hc.retries,
-        }),
+        healthcheck: c.healthcheck.map(crate::container::healthcheck_to_engine),
     }
 }
 

@@ -81,17 +81,22 @@ where
     Ok(reply::json(StatusCode::CREATED, &wire::ContainerCreateResponse { id, warnings }))
 }
 
-fn to_engine_request(request: wire::ContainerCreateRequest) -> Result<CreateRequest, ApiError> {
-    let c = request.config;
-    let h = request.host_config;
-    let healthcheck = c.healthcheck.map(|hc| kiln_engine::Healthcheck {
+/// A config's `Healthcheck` in the engine's terms (create and commit).
+pub(crate) fn healthcheck_to_engine(hc: wire::Healthcheck) -> kiln_engine::Healthcheck {
+    kiln_engine::Healthcheck {
         test: hc.test,
         interval: hc.interval,
         timeout: hc.timeout,
         start_period: hc.start_period,
         start_interval: hc.start_interval,
         retries: hc.retries,
-    });
+    }
+}
+
+fn to_engine_request(request: wire::ContainerCreateRequest) -> Result<CreateRequest, ApiError> {
+    let c = request.config;
+    let h = request.host_config;
+    let healthcheck = c.healthcheck.map(healthcheck_to_engine);
     let mounts = h
         .mounts
         .unwrap_or_default()
