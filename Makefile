@@ -1,7 +1,7 @@
 # Convenience targets; `scripts/test` is the one test command CI runs.
 PREFIX ?= /usr/local
 
-.PHONY: build install test bench
+.PHONY: build install test bench demo
 
 build:
 	cargo build --release -p kiln
@@ -13,6 +13,10 @@ install:
 
 test:
 	scripts/test
+
+# The ML workflow end to end: install, bootstrap a Python base, build, train.
+demo:
+	examples/ml/demo.sh
 
 bench:
 	bench/runtime.sh

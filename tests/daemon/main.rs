@@ -6,6 +6,9 @@
 
 mod api;
 mod bootstrap;
+mod build;
+mod build_api;
+mod build_ml;
 mod cli;
 mod commit_cp;
 mod common;

@@ -1099,11 +1099,20 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
     let path = archive_path(query)?;
-    let reader = crate::stream::body_reader(body);
+    let mut reader = crate::stream::body_reader(body);
     blocking(move || {
-        engine.containers().with_filesystem(&name, &path, |root, inner, id| {
-            archive::extract_archive(root, inner, id, reader)
-        })
+        let result = engine.containers().with_filesystem(&name, &path, |root, inner, id| {
+            archive::extract_archive(root, inner, id, &mut reader)
+        });
+        if result.is_err() {
+            // Read what the client still sends (up to a bound), so that it
+            // gets this answer instead of a broken pipe mid-upload.
+            let _ = std::io::copy(
+                &mut std::io::Read::take(&mut reader, 256 << 20),
+                &mut std::io::sink(),
+            );
+        }
+        result
     })
     .await?;
     Ok(reply::empty(StatusCode::OK))

@@ -18,6 +18,7 @@
 //! Nothing here forks: this runs in the daemon's multi-threaded runtime.
 
 mod bootstrap;
+mod build;
 mod commit;
 mod container;
 pub mod daemon;
@@ -34,6 +35,7 @@ mod system;
 pub mod versioning;
 mod volume;
 
+pub use build::Transport;
 pub use error::{status_for, ApiError};
 pub use listen::{ListenAddr, ListenAddrError, ListenError};
 pub use route::Api;

@@ -9,6 +9,7 @@ use hyper::body::Body as HttpBody;
 use kiln_engine::Engine;
 
 use crate::bootstrap;
+use crate::build;
 use crate::commit;
 use crate::container;
 use crate::error::ApiError;
@@ -50,6 +51,8 @@ enum Route {
     ImageDelete(String),
     /// `POST /kiln/images/bootstrap`: Kiln's own, not dockerd's.
     ImageBootstrap,
+    Build,
+    BuildPrune,
     ContainerCreate,
     ContainerList,
     ContainerPrune,
@@ -158,6 +161,8 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, "/images/prune") => Route::ImagePrune,
         (&Method::GET, "/images/get") => Route::ImageSaveMany,
         (&Method::POST, "/kiln/images/bootstrap") => Route::ImageBootstrap,
+        (&Method::POST, "/build") => Route::Build,
+        (&Method::POST, "/build/prune") => Route::BuildPrune,
         (&Method::POST, "/containers/create") => Route::ContainerCreate,
         (&Method::GET, "/containers/json") => Route::ContainerList,
         (&Method::POST, "/containers/prune") => Route::ContainerPrune,
@@ -257,6 +262,8 @@ impl Api {
             Route::ImagePrune => image::prune(engine, &query).await?,
             Route::ImageSaveMany => image::save(engine, query.all("names")).await?,
             Route::ImageBootstrap => bootstrap::bootstrap(engine, &query).await?,
+            Route::Build => build::build(engine, &query, request).await?,
+            Route::BuildPrune => build::prune()?,
             Route::ImageLoad => image::load(engine, body_reader(request.into_body())).await?,
             Route::ImageCreate => {
                 image::create(engine, &query, body_reader(request.into_body())).await?

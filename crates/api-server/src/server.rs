@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 
+use crate::build::Transport;
 use crate::listen::{ListenAddr, ListenError, Listener};
 use crate::route::Api;
 
@@ -104,11 +105,15 @@ async fn accept_loop(
     loop {
         let accepted = match &listener {
             Listener::Unix { listener, .. } => listener.accept().await.map(|(s, _)| {
-                tokio::spawn(serve_connection(s, api.clone(), stop.clone(), done.clone()));
+                let conn =
+                    serve_connection(s, Transport::Unix, api.clone(), stop.clone(), done.clone());
+                tokio::spawn(conn);
             }),
             Listener::Tcp { listener, .. } => listener.accept().await.map(|(s, _)| {
                 let _ = s.set_nodelay(true);
-                tokio::spawn(serve_connection(s, api.clone(), stop.clone(), done.clone()));
+                let conn =
+                    serve_connection(s, Transport::Tcp, api.clone(), stop.clone(), done.clone());
+                tokio::spawn(conn);
             }),
         };
         if let Err(err) = accepted {
@@ -121,14 +126,17 @@ async fn accept_loop(
 
 async fn serve_connection<S>(
     stream: S,
+    transport: Transport,
     api: Api,
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |request| {
+    let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         let api = api.clone();
+        // Which socket a request came on (secrets only travel on unix ones).
+        request.extensions_mut().insert(transport);
         async move { Ok::<_, Infallible>(api.handle(request).await) }
     });
     let connection =

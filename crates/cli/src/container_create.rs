@@ -1362,7 +1362,7 @@ const ULIMIT_NAMES: &[&str] = &[
 ];
 
 /// `--ulimit name=soft[:hard]`, as docker's `units.ParseUlimit`.
-fn parse_ulimit(spec: &str) -> Result<Ulimit, String> {
+pub(crate) fn parse_ulimit(spec: &str) -> Result<Ulimit, String> {
     let Some((name, limits)) = spec.split_once('=') else {
         return Err(format!("invalid ulimit argument: {spec}"));
     };

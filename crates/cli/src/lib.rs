@@ -23,6 +23,7 @@ mod disk_usage;
 mod format;
 mod image_archive;
 mod image_bootstrap;
+mod image_build;
 mod image_inspect;
 mod image_list;
 mod image_pull;
@@ -79,6 +80,8 @@ pub enum Command {
         #[command(subcommand)]
         command: VolumeCommand,
     },
+    /// Build an image from a Dockerfile
+    Build(Box<image_build::BuildArgs>),
     /// Download an image from a registry
     Pull(image_pull::PullArgs),
     /// Load an image from a tar archive or STDIN
@@ -231,6 +234,8 @@ pub enum ImageCommand {
     Prune(image_tag::PruneArgs),
     /// Build a base image from Debian packages with mmdebstrap, reproducibly
     Bootstrap(image_bootstrap::BootstrapArgs),
+    /// Build an image from a Dockerfile
+    Build(Box<image_build::BuildArgs>),
 }
 
 /// `kiln volume …`.
@@ -294,6 +299,9 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
             Command::Attach(args) => return Ok(container_run::attach(global, &args).await),
             Command::Exec(args) => return Ok(container_exec::exec(global, &args).await),
             Command::Container { command } => return run_container(global, command).await,
+            Command::Build(args) | Command::Image { command: ImageCommand::Build(args) } => {
+                return Ok(image_build::run(global, &args).await)
+            }
             Command::Version(args) => version::run(global, &args).await,
             Command::Info(args) | Command::System { command: SystemCommand::Info(args) } => {
                 info::run(global, &args).await

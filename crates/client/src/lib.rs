@@ -18,6 +18,7 @@
 mod archive;
 mod attach;
 mod bootstrap;
+mod build;
 mod container;
 mod error;
 mod exec;
@@ -41,6 +42,10 @@ use kiln_api_types::{ApiVersion, DiskUsage, ErrorResponse, SystemInfo, Version};
 pub use archive::{ArchiveDownload, ExtractOptions, PathStat};
 pub use attach::{Attached, InputWriter};
 pub use bootstrap::BootstrapOptions;
+pub use build::{
+    secrets_header, spawn_body_writer, BodyStream, BuildMessage, BuildOptions, BuildSecret,
+    SECRETS_HEADER,
+};
 pub use container::{AttachOptions, CommitOptions, ContainerListOptions, LogsOptions, PendingWait};
 pub use error::ClientError;
 pub use host::{Host, HostError};

@@ -717,6 +717,14 @@ impl Images {
     }
 
     /// The snapshot store, for containers' writable layers.
+    pub(crate) fn content(&self) -> &Store {
+        &self.content
+    }
+
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
     pub(crate) fn snapshots(&self) -> &Snapshots {
         &self.snapshots
     }

@@ -15,6 +15,7 @@
 //! run as separate processes.
 
 pub mod bootstrap;
+pub mod build;
 mod config;
 pub mod containers;
 pub mod events;
@@ -134,9 +135,10 @@ impl Engine {
         let metadata = kiln_image::Metadata::with_database(Arc::clone(&database))
             .map_err(OpenError::Metadata)?;
         let events = Arc::new(events::Events::default());
-        let images = Arc::new(Images::new(content, snapshots, metadata, Arc::clone(&events)));
         let exec_root = std::path::absolute(&config.exec_root)
             .map_err(|source| OpenError::CreateDir { path: config.exec_root.clone(), source })?;
+        build::sweep_leftovers(&root, &exec_root, &snapshots);
+        let images = Arc::new(Images::new(content, snapshots, metadata, Arc::clone(&events)));
         let exe = match &config.exe {
             Some(exe) => exe.clone(),
             None => std::env::current_exe()

@@ -70,6 +70,9 @@ pub struct WritableLayer {
     /// Absolute paths where the runtime mounts something of its own; an
     /// empty file or directory there is a mount point stub, not a change.
     pub mount_points: Vec<String>,
+    /// Entry times later than this (unix seconds) are written as this, so
+    /// that a build gives the same bytes at any hour (`SOURCE_DATE_EPOCH`).
+    pub clamp_mtime: Option<u64>,
 }
 
 /// What can go wrong committing a container.
@@ -222,6 +225,29 @@ pub fn commit_container(
     Ok(record)
 }
 
+/// Store the changes of `layer` as an uncompressed layer blob (its digest
+/// is its diff id) and unpack it as the snapshot on top of
+/// `parent_diff_ids`; `None` when the layer holds no change. The builder's
+/// way to turn a step's upper directory into a layer.
+pub fn store_changes(
+    content: &Store,
+    snapshots: &Snapshots,
+    layer: &WritableLayer,
+    parent_diff_ids: &[Digest],
+) -> Result<Option<(Digest, u64)>, CommitError> {
+    let entries = layer.entries()?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let (digest, size) = store_layer(content, layer, &entries)?;
+    let mut diff_ids = parent_diff_ids.to_vec();
+    diff_ids.push(digest.clone());
+    if let Some(chain) = chain_ids(&diff_ids).last() {
+        unpack_once(content, snapshots, chain, &digest)?;
+    }
+    Ok(Some((digest, size)))
+}
+
 /// Docker's layer media types as their OCI twins, for an OCI manifest.
 fn oci_media_type(media_type: &str) -> &str {
     match media_type {
@@ -244,7 +270,7 @@ fn store_layer(
 ) -> Result<(Digest, u64), CommitError> {
     let ingest = content.writer(None, None).map_err(|source| CommitError::Store { source })?;
     let mut out = BufWriter::new(ingest);
-    write_layer(&layer.upper, entries, &mut out)?;
+    write_layer(&layer.upper, entries, layer.clamp_mtime, &mut out)?;
     let ingest = out
         .into_inner()
         .map_err(|e| CommitError::AddEntry { path: layer.upper.clone(), source: e.into_error() })?;
@@ -450,6 +476,7 @@ impl WritableLayer {
 fn write_layer(
     upper: &Path,
     entries: &[LayerEntry],
+    clamp: Option<u64>,
     out: &mut impl Write,
 ) -> Result<(), CommitError> {
     let mut builder = tar::Builder::new(out);
@@ -458,15 +485,15 @@ fn write_layer(
     for entry in entries {
         let (rel, result) = match entry {
             LayerEntry::Plain { rel, meta } => {
-                (rel, append_plain(&mut builder, upper, rel, meta, &mut first_paths))
+                (rel, append_plain(&mut builder, upper, rel, meta, clamp, &mut first_paths))
             }
             LayerEntry::Whiteout { rel, meta } => {
-                let mut header = header_for(meta, tar::EntryType::Regular);
+                let mut header = header_for(meta, tar::EntryType::Regular, clamp);
                 header.set_mode(0o600);
                 (rel, builder.append_data(&mut header, rel, io::empty()))
             }
             LayerEntry::Opaque { dir, meta } => {
-                let mut header = header_for(meta, tar::EntryType::Regular);
+                let mut header = header_for(meta, tar::EntryType::Regular, clamp);
                 header.set_mode(meta.mode() & 0o777);
                 (dir, builder.append_data(&mut header, dir.join(OPAQUE_MARKER), io::empty()))
             }
@@ -485,13 +512,14 @@ fn append_plain<W: Write>(
     upper: &Path,
     rel: &Path,
     meta: &Metadata,
+    clamp: Option<u64>,
     first_paths: &mut HashMap<(u64, u64), PathBuf>,
 ) -> io::Result<()> {
     let path = upper.join(rel);
     let kind = meta.file_type();
     if meta.is_file() && meta.nlink() > 1 {
         if let Some(target) = first_paths.get(&(meta.dev(), meta.ino())) {
-            let mut header = header_for(meta, tar::EntryType::Link);
+            let mut header = header_for(meta, tar::EntryType::Link, clamp);
             return builder.append_link(&mut header, rel, target);
         }
         first_paths.insert((meta.dev(), meta.ino()), rel.to_owned());
@@ -503,16 +531,16 @@ fn append_plain<W: Write>(
         }
     }
     if kind.is_dir() {
-        let mut header = header_for(meta, tar::EntryType::Directory);
+        let mut header = header_for(meta, tar::EntryType::Directory, clamp);
         builder.append_data(&mut header, rel, io::empty())
     } else if kind.is_file() {
-        let mut header = header_for(meta, tar::EntryType::Regular);
+        let mut header = header_for(meta, tar::EntryType::Regular, clamp);
         header.set_size(meta.len());
         let file = File::open(&path)?;
         builder.append_data(&mut header, rel, Exact::new(file, meta.len()))
     } else if kind.is_symlink() {
         let target = fs::read_link(&path)?;
-        let mut header = header_for(meta, tar::EntryType::Symlink);
+        let mut header = header_for(meta, tar::EntryType::Symlink, clamp);
         builder.append_link(&mut header, rel, target)
     } else {
         let entry_type = if kind.is_char_device() {
@@ -522,7 +550,7 @@ fn append_plain<W: Write>(
         } else {
             tar::EntryType::Fifo
         };
-        let mut header = header_for(meta, entry_type);
+        let mut header = header_for(meta, entry_type, clamp);
         if entry_type != tar::EntryType::Fifo {
             let (major, minor) = device_numbers(meta.rdev());
             header.set_device_major(major)?;
@@ -532,14 +560,16 @@ fn append_plain<W: Write>(
     }
 }
 
-/// A header with the owner, permission bits and mtime of `meta`.
-fn header_for(meta: &Metadata, kind: tar::EntryType) -> tar::Header {
+/// A header with the owner, permission bits and mtime of `meta`, the
+/// mtime no later than `clamp`.
+fn header_for(meta: &Metadata, kind: tar::EntryType, clamp: Option<u64>) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(meta.mode() & 0o7777);
     header.set_uid(u64::from(meta.uid()));
     header.set_gid(u64::from(meta.gid()));
-    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+    let mtime = u64::try_from(meta.mtime()).unwrap_or(0);
+    header.set_mtime(clamp.map_or(mtime, |limit| mtime.min(limit)));
     header.set_size(0);
     header
 }
@@ -593,6 +623,7 @@ mod tests {
             upper: upper.to_owned(),
             lowers: lowers.iter().map(|p| p.to_path_buf()).collect(),
             mount_points: mount_points.iter().map(|m| (*m).to_owned()).collect(),
+            clamp_mtime: None,
         }
     }
 
@@ -619,8 +650,41 @@ mod tests {
     fn tar_of(layer: &WritableLayer) -> Vec<u8> {
         let entries = layer.entries().expect("entries");
         let mut out = Vec::new();
-        write_layer(&layer.upper, &entries, &mut out).expect("write");
+        write_layer(&layer.upper, &entries, layer.clamp_mtime, &mut out).expect("write");
         out
+    }
+
+    #[test]
+    fn entry_times_are_clamped_to_the_build_epoch_and_older_ones_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let upper = tmp.path().join("upper");
+        fs::create_dir_all(upper.join("dir")).expect("mkdir");
+        fs::write(upper.join("dir/new"), b"new").expect("write");
+        fs::write(upper.join("old"), b"old").expect("write");
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(50);
+        File::options()
+            .write(true)
+            .open(upper.join("old"))
+            .and_then(|f| f.set_modified(old))
+            .expect("set mtime");
+        let mut l = layer(&upper, &[], &[]);
+        l.clamp_mtime = Some(100);
+        let bytes = tar_of(&l);
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let times: BTreeMap<String, u64> = archive
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                let path = e.path().expect("path").display().to_string();
+                (path, e.header().mtime().expect("mtime"))
+            })
+            .collect();
+        assert_eq!(times["dir"], 100);
+        assert_eq!(times["dir/new"], 100);
+        assert_eq!(times["old"], 50);
+        // The same upper directory, written again later, gives the same bytes.
+        assert_eq!(tar_of(&l), bytes);
     }
 
     #[test]

@@ -31,7 +31,9 @@ mod timestamp;
 
 pub use archive::{load, register_image, save, ArchiveError, LoadedImage};
 pub use change::{apply_change, ChangeError};
-pub use commit::{commit_container, merge_config, CommitError, CommitOptions, WritableLayer};
+pub use commit::{
+    commit_container, merge_config, store_changes, CommitError, CommitOptions, WritableLayer,
+};
 pub use config::{ContainerConfig, EmptyObject, Healthcheck, History, ImageConfig, RootFs};
 pub use descriptor::{Descriptor, Platform};
 pub use import::{import_rootfs, ImportError, ImportOptions};

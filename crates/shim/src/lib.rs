@@ -35,7 +35,10 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 pub use args::ShimArgs;
 pub use exit::read_record;
-pub use rootfs::{clear_volatile_mark, RootfsMount, ROOTFS_FILE, VOLATILE};
+pub use rootfs::{
+    clear_volatile_mark, mount as mount_rootfs, unmount as unmount_rootfs, RootfsError,
+    RootfsMount, ROOTFS_FILE, VOLATILE,
+};
 
 use protocol::{Reply, EXIT_FAILED, LOG_FILE, PID_FILE};
 use supervisor::{Failure, Supervisor};

@@ -143,7 +143,7 @@ pub fn clear_volatile_mark(options: &[String]) {
 /// Makes `target` (if needed) and mounts `spec` there; on failure nothing
 /// stays mounted. A `volatile` overlay the kernel does not know is mounted
 /// without that option.
-pub(crate) fn mount(spec: &RootfsMount, target: &Path) -> Result<(), RootfsError> {
+pub fn mount(spec: &RootfsMount, target: &Path) -> Result<(), RootfsError> {
     if spec.fstype == "overlay" && spec.options.iter().any(|o| o == VOLATILE) {
         clear_volatile_mark(&spec.options);
         match mount_planned(spec, target) {
@@ -188,7 +188,7 @@ fn mount_planned(spec: &RootfsMount, target: &Path) -> Result<(), RootfsError> {
 }
 
 /// Detaches whatever is mounted on `target`.
-pub(crate) fn unmount(target: &Path) {
+pub fn unmount(target: &Path) {
     if let Err(e) = nix::mount::umount2(target, MntFlags::MNT_DETACH) {
         tracing::warn!(target = %target.display(), "cannot unmount rootfs: {e}");
     }

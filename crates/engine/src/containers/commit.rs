@@ -121,6 +121,7 @@ impl Containers {
             upper: dirs.upper,
             lowers: image.chain_ids.iter().rev().map(|c| snapshots.layer_dir(c)).collect(),
             mount_points,
+            clamp_mtime: None,
         };
         let container_config =
             container_config(&record, &image_config.config.clone().unwrap_or_default());

@@ -29,7 +29,7 @@ pub mod oci;
 mod restart;
 mod shim_link;
 mod store;
-mod users;
+pub(crate) mod users;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -291,7 +291,7 @@ fn now_nanos() -> i64 {
     kiln_shim::logfile::now()
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use std::io::Read as _;
     let mut buf = vec![0u8; bytes];
     let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf));
@@ -306,6 +306,11 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Containers {
+    /// The program shims and build steps start from.
+    pub(crate) fn exe(&self) -> &std::path::Path {
+        &self.paths.exe
+    }
+
     pub(crate) fn open(
         paths: ContainerPaths,
         images: Arc<Images>,
