@@ -136,7 +136,8 @@ if [ "$PEERS" = 1 ] && command -v podman >/dev/null; then
     pod="podman --root $work/proot --runroot $work/prun --storage-driver overlay"
     $pod load -q -i "$work/busybox.tar" >/dev/null
     $pod tag busybox:bench localhost/busybox:bench 2>/dev/null || true
-    pb="$pod build -q --network none --pull=never"
+    # crun refuses this host's hybrid cgroups: runc, as in bench/containers.sh.
+    pb="$pod build -q --network none --pull=never --runtime runc"
     hyperfine --warmup 1 --runs "$RUNS" --export-json "$work/pcold.json" \
         "$pb --no-cache -t bench:cold $ctx" >&2
     hyperfine --warmup 2 --runs "$RUNS" --export-json "$work/pwarm.json" \

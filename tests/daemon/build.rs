@@ -118,18 +118,27 @@ fn inspect(daemon: &TestDaemon, image: &str, format: &str) -> String {
     daemon.kiln_ok(&["image", "inspect", "-f", format, image]).trim().to_owned()
 }
 
-/// The steps of a build's output, each as its text and whether it came
-/// from the cache (` ---> Using cache` after its `Step N/M :` line).
+/// The steps of a build's output (BuildKit's plain lines), each as its
+/// text and whether it came from the cache (`#N CACHED` after its
+/// `#N [n/m] TEXT` line, which is printed again when stages interleave).
 fn steps(output: &str) -> Vec<(String, bool)> {
     let mut steps: Vec<(String, bool)> = Vec::new();
+    let mut numbers: Vec<&str> = Vec::new();
     for line in output.lines() {
-        if let Some(rest) = line.strip_prefix("Step ") {
-            let text = rest.split_once(" : ").map_or(rest, |(_, text)| text);
-            steps.push((text.to_owned(), false));
-        } else if line == " ---> Using cache" {
-            let last = steps.last_mut().unwrap_or_else(|| panic!("cache before a step: {output}"));
-            assert!(!last.1, "two cache lines for one step: {output}");
-            last.1 = true;
+        let Some((number, rest)) = line.split_once(' ') else { continue };
+        if !number.starts_with('#') {
+            continue;
+        }
+        let index = numbers.iter().position(|n| *n == number);
+        if let Some((_, text)) = rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+            if index.is_none() {
+                numbers.push(number);
+                steps.push((text.to_owned(), false));
+            }
+        } else if rest == "CACHED" {
+            let index = index.unwrap_or_else(|| panic!("CACHED before its step: {output}"));
+            assert!(!steps[index].1, "two CACHED lines for one step: {output}");
+            steps[index].1 = true;
         }
     }
     steps
@@ -203,15 +212,15 @@ CMD ["world"]
     let ctx = context(&daemon, &[("Dockerfile", dockerfile), ("app.sh", app)]);
     let out = build_ok(&daemon, &ctx, &["-t", &image]);
 
-    // Docker's classic output: every step numbered, the RUN's own output,
+    // BuildKit's plain output: every step numbered, the RUN's own output,
     // the id and the tag at the end.
     let texts: Vec<String> = steps(&out).into_iter().map(|(text, _)| text).collect();
     let expected: Vec<String> = dockerfile.lines().map(str::to_owned).collect();
     assert_eq!(texts, expected, "{out}");
-    assert!(out.contains("Step 1/15 : FROM bb\n"), "{out}");
+    assert!(out.contains("#1 [1/15] FROM bb\n"), "{out}");
     let id = inspect(&daemon, &image, "{{.Id}}");
-    assert!(out.contains(&format!("Successfully built {}\n", &id[7..19])), "{out}");
-    assert!(out.contains("Successfully tagged "), "{out}");
+    assert!(out.contains(&format!(" writing image {id} done\n")), "{out}");
+    assert!(out.contains(&format!(" naming to docker.io/library/{image} done\n")), "{out}");
 
     // The image runs its ENTRYPOINT with its CMD, as its USER, in its
     // WORKDIR, with the ENV (built from the ARG).
@@ -877,7 +886,8 @@ fn an_interrupted_build_leaves_no_process_mount_or_step_root() {
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l == "step-started") {
+    // BuildKit's plain output: `#3 0.012 step-started`.
+    while !seen.iter().any(|l: &String| l.ends_with(" step-started")) {
         let left = deadline.saturating_duration_since(Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => seen.push(line),
@@ -981,4 +991,256 @@ fn legacy_docker_build_works_against_kiln() {
         assert!(run.stdout.contains("Step 3/4 : RUN echo ran >> /msg.txt\n"), "{run:?}");
         assert_eq!(run_ok(&daemon, &name, &[]), "from docker build\nran\n");
     }
+}
+
+#[test]
+fn an_exported_cache_carries_layers_and_cache_mounts_to_a_fresh_daemon() {
+    kiln_testing::require_privileged!();
+    let first = daemon_with_busybox();
+    let ctx = context(
+        &first,
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\nRUN --mount=type=cache,target=/c sh -c 'echo run >> /c/log; wc -l < /c/log > /n'\nCOPY f /f\n",
+            ),
+            ("f", "data\n"),
+        ],
+    );
+    let cache = first.dir.path().join(format!("cache-{}", unique_name()));
+    let to = format!("type=local,dest={}", cache.display());
+    let id = build_id(&first, &ctx, &["--cache-to", &to]);
+    assert!(cache.join("kiln-cache.json").is_file(), "nothing exported to {}", cache.display());
+
+    // A fresh daemon with the same base image (saved and loaded, so the
+    // same id), and nothing else.
+    let second = TestDaemon::start();
+    let archive = second.dir.path().join("bb.tar");
+    first.kiln_ok(&["save", "-o", archive.to_str().expect("utf-8"), "bb"]);
+    second.kiln_ok(&["load", "-i", archive.to_str().expect("utf-8")]);
+    let from = format!("type=local,src={}", cache.display());
+    assert_eq!(build_id(&second, &ctx, &["--cache-from", &from]), id, "the cache was not reused");
+    // The cache mount's contents came along: a rebuild without the layer
+    // cache runs the step on them.
+    build_id(&second, &ctx, &["--no-cache", "-t", "again"]);
+    let n = second.kiln_ok(&["run", "--rm", "again", "cat", "/n"]);
+    assert_eq!(n.trim(), "2", "the imported cache mount was not used");
+
+    // Bad locations are one clear error each.
+    let (_, line) = build_fails(&second, &ctx, &["--cache-to", "type=registry,ref=x"]);
+    assert!(line.contains("not supported"), "{line}");
+    let (_, line) = build_fails(&second, &ctx, &["--cache-to", "type=local,dest=relative/dir"]);
+    assert!(line.contains("absolute"), "{line}");
+}
+
+#[test]
+fn no_cache_filter_reruns_only_the_named_stage_and_run_steps_get_hosts_and_ulimits() {
+    kiln_testing::require_privileged!();
+    let daemon = daemon_with_busybox();
+    let ctx = context(
+        &daemon,
+        &[(
+            "Dockerfile",
+            "FROM bb AS noise\nRUN od -An -tx1 -N16 /dev/urandom > /r\n\
+             FROM bb AS calm\nRUN echo calm > /c\n\
+             FROM bb\nCOPY --from=noise /r /r\nCOPY --from=calm /c /c\n\
+             RUN grep -q '10.1.2.3[[:space:]]*myhost' /etc/hosts && ulimit -n > /ulimit\n",
+        )],
+    );
+    let args = ["--add-host", "myhost:10.1.2.3", "--ulimit", "nofile=1234:1234"];
+    let first = build_id(&daemon, &ctx, &args);
+    assert_eq!(build_id(&daemon, &ctx, &args), first, "a plain rebuild is all cached");
+    let mut calm = args.to_vec();
+    calm.extend(["--no-cache-filter", "calm"]);
+    assert_eq!(
+        build_id(&daemon, &ctx, &calm),
+        first,
+        "rerunning a deterministic stage changes nothing"
+    );
+    let mut noisy = args.to_vec();
+    noisy.extend(["--no-cache-filter", "noise", "-t", "noisy"]);
+    assert_ne!(build_id(&daemon, &ctx, &noisy), first, "the noise stage was not run again");
+    assert_eq!(daemon.kiln_ok(&["run", "--rm", "noisy", "cat", "/ulimit"]).trim(), "1234");
+}
+
+/// Python's static file server on a free loopback port, serving `root`.
+struct FileServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl FileServer {
+    fn start(root: &Path) -> FileServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start python3 -m http.server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        FileServer { child, port }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_downloads_urls_checks_their_checksum_and_reports_failures() {
+    kiln_testing::require_privileged!();
+    let daemon = daemon_with_busybox();
+    let served = daemon.dir.path().join(format!("www-{}", unique_name()));
+    write(&served.join("model.bin"), "weights v1\n");
+    // A tar is downloaded as it is, not unpacked (Docker's rule for URLs).
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&served)
+        .arg("-cf")
+        .arg(served.join("bundle.tar"))
+        .arg("model.bin")
+        .status()
+        .expect("tar");
+    assert!(status.success());
+    let server = FileServer::start(&served);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let sum = {
+        let out =
+            Command::new("sha256sum").arg(served.join("model.bin")).output().expect("sha256sum");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        format!("sha256:{}", text.split_whitespace().next().expect("a sum"))
+    };
+    let ctx = context(
+        &daemon,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM bb\nADD --checksum={sum} {base}/model.bin /models/\nADD {base}/bundle.tar /b/\n"
+            ),
+        )],
+    );
+    build_ok(&daemon, &ctx, &["-t", "dl"]);
+    let out = daemon.kiln_ok(&[
+        "run",
+        "--rm",
+        "dl",
+        "sh",
+        "-c",
+        "cat /models/model.bin; stat -c %a /models/model.bin; ls /b",
+    ]);
+    assert_eq!(out, "weights v1\n600\nbundle.tar\n");
+
+    let bad = context(
+        &daemon,
+        &[(
+            "Dockerfile",
+            &format!("FROM bb\nADD --checksum=sha256:{} {base}/model.bin /m\n", "0".repeat(64)),
+        )],
+    );
+    let (_, line) = build_fails(&daemon, &bad, &[]);
+    assert!(line.contains("checksum mismatch"), "{line}");
+    let missing =
+        context(&daemon, &[("Dockerfile", &format!("FROM bb\nADD {base}/nope.bin /m\n"))]);
+    let (_, line) = build_fails(&daemon, &missing, &[]);
+    assert!(line.contains("404"), "{line}");
+    let copy_url =
+        context(&daemon, &[("Dockerfile", &format!("FROM bb\nCOPY {base}/model.bin /m\n"))]);
+    let (_, line) = build_fails(&daemon, &copy_url, &[]);
+    assert!(line.contains("not supported"), "{line}");
+}
+
+/// `git daemon` serving the bare repositories under `base` on a free
+/// loopback port.
+struct GitServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitServer {
+    fn start(base: &Path) -> GitServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start git daemon (apt-get install git)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GitServer { child, port }
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_git_repository_is_a_build_context_at_a_ref_and_directory() {
+    kiln_testing::require_privileged!();
+    let daemon = daemon_with_busybox();
+    let base = daemon.dir.path().join(format!("git-{}", unique_name()));
+    let work = base.join("work");
+    write(&work.join("app/Dockerfile"), "FROM bb\nCOPY hello.txt /hello.txt\n");
+    write(&work.join("app/hello.txt"), "from the main branch\n");
+    let git = |args: &[&str], dir: &Path| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=kiln", "-c", "user.email=kiln@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?} failed");
+    };
+    git(&["init", "-q", "-b", "main", "."], &work);
+    git(&["add", "."], &work);
+    git(&["commit", "-q", "-m", "one"], &work);
+    git(&["tag", "v1"], &work);
+    write(&work.join("app/hello.txt"), "changed after v1\n");
+    git(&["commit", "-q", "-am", "two"], &work);
+    git(&["clone", "-q", "--bare", "work", "repo.git"], &base);
+    let server = GitServer::start(&base);
+    let url = format!("git://127.0.0.1:{}/repo.git", server.port);
+
+    let at = |fragment: &str, tag: &str| {
+        let url = format!("{url}#{fragment}");
+        build_ok(&daemon, Path::new(&url), &["-t", tag]);
+        daemon.kiln_ok(&["run", "--rm", tag, "cat", "/hello.txt"])
+    };
+    assert_eq!(at("main:app", "g-main"), "changed after v1\n");
+    assert_eq!(at("v1:app", "g-v1"), "from the main branch\n");
+    let (_, line) = build_fails(&daemon, Path::new(&format!("{url}#nosuch:app")), &[]);
+    assert!(line.contains("nosuch"), "{line}");
+    let (_, line) = build_fails(&daemon, Path::new(&format!("{url}#main:../..")), &[]);
+    assert!(line.contains("leaves the repository"), "{line}");
 }

@@ -197,15 +197,6 @@ where
 /// `squash`, `isolation`, `outputs`, …) are accepted and ignored.
 fn parse_request(query: &Query) -> Result<BuildRequest, ApiError> {
     let present = |key: &str| query.get(key).filter(|v| !v.is_empty());
-    if let Some(remote) = present("remote") {
-        return Err(ApiError {
-            status: StatusCode::NOT_IMPLEMENTED,
-            message: format!(
-                "remote build contexts (remote={remote}) are not supported yet: send the \
-                 context as a tar in the request body"
-            ),
-        });
-    }
     match present("version") {
         None | Some("1") => {}
         Some("2") => {
@@ -253,6 +244,7 @@ fn parse_request(query: &Query) -> Result<BuildRequest, ApiError> {
         cache_from: json_param(query, "cachefrom", "cache-from")?.unwrap_or_default(),
         cache_to: json_param(query, "cacheto", "cache-to")?.unwrap_or_default(),
         check_reproducible: query.flag("checkreproducible"),
+        remote: present("remote").map(str::to_owned),
     })
 }
 
@@ -568,11 +560,11 @@ mod tests {
         assert_eq!(status("securityopt=seccomp%3Dunconfined"), 400);
         assert_eq!(status("version=3"), 400);
         assert_eq!(status("version=2"), 501);
-        assert_eq!(status("remote=https%3A%2F%2Fexample.com%2Fr.git"), 501);
         let err = parse_request(&Query::parse(Some("buildargs=x"))).expect_err("x");
         assert!(err.message.starts_with("error reading build args (buildargs): "), "{err:?}");
-        let err = parse_request(&Query::parse(Some("remote=git%3A%2F%2Fh%2Fr"))).expect_err("r");
-        assert!(err.message.contains("not supported yet"), "{err:?}");
+        let request = parse_request(&Query::parse(Some("remote=git%3A%2F%2Fh%2Fr%23main%3Asub")))
+            .expect("a remote context");
+        assert_eq!(request.remote.as_deref(), Some("git://h/r#main:sub"));
     }
 
     #[test]

@@ -788,13 +788,10 @@ impl<'a> Builder<'a> {
                 c.chmod.as_deref(),
                 &c.excludes,
                 c.parents,
+                None,
             ),
             InstructionKind::Add(a) => {
-                if a.checksum.is_some() {
-                    return Err(BuildError::Invalid {
-                        message: "ADD --checksum only applies to URL sources, which Kiln does not fetch yet".into(),
-                    });
-                }
+                let checksum = a.checksum.as_deref().map(&expand).transpose()?;
                 self.copy_step(
                     run,
                     Keyword::Add,
@@ -805,6 +802,7 @@ impl<'a> Builder<'a> {
                     a.chmod.as_deref(),
                     &a.excludes,
                     false,
+                    checksum.as_deref(),
                 )
             }
         }
@@ -1152,6 +1150,7 @@ impl<'a> Builder<'a> {
         chmod: Option<&str>,
         excludes: &[String],
         parents: bool,
+        checksum: Option<&str>,
     ) -> Result<(), BuildError> {
         let vars = run.vars();
         let expand = |w: &str| expand_word(w, &vars, self.escape).map_err(substitution);
@@ -1186,32 +1185,48 @@ impl<'a> Builder<'a> {
             .filter_map(|s| if let Source::Heredoc(h) = s { Some(h) } else { None })
             .collect();
         let mut paths = Vec::new();
+        let mut urls = Vec::new();
         for source in sources {
             if let Source::Path(p) = source {
                 let p = expand(p)?;
-                if is_remote(&p) {
+                if is_git_source(&p) || (is_url(&p) && keyword != Keyword::Add) {
                     return Err(BuildError::Invalid {
                         message: format!(
-                            "{keyword} of a URL or Git repository ({p}) is not supported yet"
+                            "{keyword} of a Git repository or URL ({p}) is not supported"
                         ),
                     });
                 }
-                paths.push(p);
+                if is_url(&p) {
+                    urls.push(p);
+                } else {
+                    paths.push(p);
+                }
             }
         }
-        if !heredocs.is_empty() && !paths.is_empty() {
+        let kinds = [!heredocs.is_empty(), !paths.is_empty(), !urls.is_empty()];
+        if kinds.iter().filter(|k| **k).count() > 1 {
             return Err(BuildError::Invalid {
                 message: format!(
-                    "{keyword} of heredocs and files in one instruction is not supported yet"
+                    "{keyword} of heredocs, URLs and files mixed in one instruction is not supported yet"
                 ),
             });
+        }
+        if checksum.is_some() && urls.is_empty() {
+            return Err(BuildError::invalid("ADD --checksum applies only to URL sources"));
         }
 
         // Where the sources are read from.
         let mut _keep: Option<Box<dyn Rootfs>> = None;
         let mut _heredoc_dir: Option<tempfile::TempDir> = None;
+        let mut _download_dir: Option<tempfile::TempDir> = None;
         let (source_root, from_context, origin): (PathBuf, bool, serde_json::Value) =
-            if !heredocs.is_empty() {
+            if !urls.is_empty() {
+                let (dir, names) = self.download(&urls, checksum)?;
+                paths = names;
+                let root = dir.path().to_owned();
+                _download_dir = Some(dir);
+                (root, true, json!({"urls": urls}))
+            } else if !heredocs.is_empty() {
                 let dir = tempfile::tempdir_in(self.scratch()).map_err(|e| {
                     BuildError::internal(format!("cannot make a directory for heredocs: {e}"))
                 })?;
@@ -1252,7 +1267,8 @@ impl<'a> Builder<'a> {
             mode,
             excludes: excludes.clone(),
             parents,
-            extract_archives: keyword == Keyword::Add,
+            // Docker unpacks local archives only, never downloaded ones.
+            extract_archives: keyword == Keyword::Add && urls.is_empty(),
         };
         let selection = copy::select(&request).map_err(fail)?;
         let digest = selection.digest().map_err(fail)?;
@@ -1318,6 +1334,52 @@ impl<'a> Builder<'a> {
         let image = self.resolve_image(from)?;
         let rootfs = self.worker.mount(&image.config.rootfs.diff_ids, false)?;
         Ok((rootfs, json!({"image": image.id.to_string()})))
+    }
+
+    /// Download `urls` for `ADD` into a fresh directory, each under the
+    /// name it gets in the image (mode 0600, as Docker's); the directory
+    /// and those names. `checksum` (`sha256:…`) must match the download.
+    fn download(
+        &self,
+        urls: &[String],
+        checksum: Option<&str>,
+    ) -> Result<(tempfile::TempDir, Vec<String>), BuildError> {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = self.worker.cache_dir().join("downloads");
+        let fail =
+            |e: std::io::Error| BuildError::internal(format!("cannot store a download: {e}"));
+        std::fs::create_dir_all(&parent).map_err(fail)?;
+        let dir = tempfile::tempdir_in(&parent).map_err(fail)?;
+        let mut names = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let partial = dir.path().join(format!(".download-{i}"));
+            let file = self.worker.download(url, &partial)?;
+            if let Some(expected) = checksum {
+                if expected != file.digest {
+                    return Err(BuildError::Invalid {
+                        message: format!(
+                            "ADD {url}: checksum mismatch: expected {expected}, got {}",
+                            file.digest
+                        ),
+                    });
+                }
+            }
+            let name = file
+                .file_name
+                .filter(|n| !n.is_empty() && n != "." && n != ".." && !n.contains('/'))
+                .ok_or_else(|| {
+                    BuildError::invalid(format!("cannot determine a file name for ADD {url}"))
+                })?;
+            if names.contains(&name) {
+                return Err(BuildError::invalid(format!("ADD downloads two files named {name}")));
+            }
+            let path = dir.path().join(&name);
+            std::fs::rename(&partial, &path).map_err(fail)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(fail)?;
+            names.push(name);
+        }
+        Ok((dir, names))
     }
 
     /// The content hash of `rel` in the context, for a bind mount's key.
@@ -1517,11 +1579,16 @@ fn platform_matches(wanted: &str, host: &str) -> bool {
     norm(wanted) == norm(host)
 }
 
-fn is_remote(source: &str) -> bool {
-    source.starts_with("http://")
-        || source.starts_with("https://")
-        || source.starts_with("git@")
+fn is_url(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// A Git source of `ADD` (BuildKit clones these; Kiln does not yet).
+fn is_git_source(source: &str) -> bool {
+    let repo = source.split_once('#').map_or(source, |(r, _)| r);
+    source.starts_with("git@")
         || source.starts_with("git://")
+        || (is_url(repo) && repo.ends_with(".git"))
 }
 
 /// `dir` joined to `base` unless absolute, cleaned of `.` and `..`

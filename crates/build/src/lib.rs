@@ -23,4 +23,6 @@ mod users;
 pub mod worker;
 
 pub use exec::{build, DEFAULT_SOURCE_DATE_EPOCH};
-pub use worker::{BaseImage, Rootfs, RunResult, StepMount, StepNetwork, StepProcess, Worker};
+pub use worker::{
+    BaseImage, DownloadedFile, Rootfs, RunResult, StepMount, StepNetwork, StepProcess, Worker,
+};

@@ -50,6 +50,9 @@ pub struct BuildRequest {
     pub cache_to: Vec<String>,
     /// `--check-reproducible` (Kiln's `checkreproducible=1`).
     pub check_reproducible: bool,
+    /// Docker's `remote`: a Git repository (`URL#ref:dir`) to build from
+    /// instead of the request body's tar.
+    pub remote: Option<String>,
 }
 
 /// A secret's id and bytes, held in memory for one build.

@@ -109,6 +109,8 @@ pub trait Worker: Sync {
     /// Mount the layers `diff_ids` (bottom first; they are unpacked in the
     /// snapshots), with a writable upper directory when `writable`.
     fn mount(&self, diff_ids: &[Digest], writable: bool) -> Result<Box<dyn Rootfs>, BuildError>;
+    /// Download `url` (http or https) into the file `dest`.
+    fn download(&self, url: &str, dest: &Path) -> Result<DownloadedFile, BuildError>;
     /// Run `process` in `rootfs` until it exits, giving its output (stdout
     /// and stderr, as written) to `output`; its exit code, or 128 + the
     /// signal. Killed when `cancel` is set. Returns the destinations the
@@ -120,6 +122,16 @@ pub trait Worker: Sync {
         output: &mut dyn FnMut(&[u8]),
         cancel: &Cancel,
     ) -> Result<RunResult, BuildError>;
+}
+
+/// A file `ADD <url>` downloaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DownloadedFile {
+    /// The name it gets in the image when the destination is a directory
+    /// (the URL's last path segment, or Content-Disposition's).
+    pub file_name: Option<String>,
+    /// `sha256:<hex>` of its bytes.
+    pub digest: String,
 }
 
 /// How a step's process ended.

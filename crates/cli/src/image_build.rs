@@ -1,31 +1,44 @@
 //! `kiln build` and `kiln image build`: an image from a Dockerfile, built
-//! by the daemon (`POST /build`), with docker's flags and its classic
-//! builder's output.
+//! by the daemon (`POST /build`), with docker's flags and BuildKit's
+//! progress output.
 //!
 //! Everything that can be wrong here is found before anything is sent:
 //! flags, the context directory, the Dockerfile, `.dockerignore`, secret
 //! files. The context is then tarred on a blocking thread while it is
-//! uploaded ([`context`]), and the daemon's messages are printed as they
-//! come: the `stream` text as it is, the image id alone with `-q`.
+//! uploaded ([`context`]). The daemon answers with the classic builder's
+//! messages, which [`progress`] reads into steps as they come: BuildKit's
+//! plain lines on stdout, or its live display on stderr, or with `-q` the
+//! image id alone.
 
 mod context;
+mod progress;
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher as _, Hasher as _};
-use std::io::{self, Write as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use clap::{ArgAction, Args, ValueEnum};
 use kiln_client::{BuildMessage, BuildOptions, BuildSecret, ClientError, Host};
 
 use self::context::{prepare, write_context, ContextArgs};
+use self::progress::{redraw, Progress};
+use crate::terminal::Size;
 use crate::GlobalArgs;
 
 /// Secrets travel in one request header; hyper, like most servers, takes
 /// a few hundred KiB of headers at most, and base64 twice grows them 16/9.
 const MAX_SECRET_BYTES: usize = 128 * 1024;
+
+/// How often the tty display is redrawn, at most (BuildKit's rate).
+const REDRAW: Duration = Duration::from_millis(100);
+/// How often the terminal's size is read again while the display runs:
+/// each read runs `stty`.
+const RESIZE_CHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Args)]
 #[command(
@@ -34,6 +47,11 @@ const MAX_SECRET_BYTES: usize = 128 * 1024;
 PATH is the build context, a directory sent to the daemon as a tar with the
 files .dockerignore leaves out; `-` reads a tar (or a lone Dockerfile) from
 stdin. The daemon runs the build (see docs/build.md).
+
+--progress plain prints BuildKit's lines on stdout (`#3 [2/4] RUN make`, the
+step's output as `#3 0.412 TEXT`, `#3 DONE 1.2s` or `#3 CACHED`); tty draws
+BuildKit's live display on stderr; auto is tty when stdout and stderr are
+terminals, else plain; quiet is -q.
 
 Examples:
   kiln build -t app:1 .
@@ -80,15 +98,15 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable (default: $DOCKER_DEFAULT_PLATFORM)
     #[arg(long = "platform", value_name = "string")]
     platform: Option<String>,
-    /// Set type of progress output ("auto", "plain", "tty": the build's output; "quiet": as -q)
+    /// Set type of progress output ("auto", "plain", "tty", "quiet")
     #[arg(
         long = "progress",
         value_name = "string",
         value_enum,
-        default_value_t = Progress::Auto,
+        default_value_t = ProgressMode::Auto,
         hide_possible_values = true
     )]
-    progress: Progress,
+    progress: ProgressMode,
     /// Always attempt to pull a newer version of the image
     #[arg(long = "pull")]
     pull: bool,
@@ -127,14 +145,35 @@ pub struct BuildArgs {
     context: String,
 }
 
-/// `--progress`. The classic builder's output is lines of text, so every
-/// mode but `quiet` prints the same.
+/// `--progress`, BuildKit's modes, computed here from the classic
+/// builder's stream (see [`progress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Progress {
+enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
     Auto,
+    /// `#3 [2/4] RUN make`, its output, `#3 DONE 1.2s`: lines for logs.
     Plain,
+    /// A display redrawn in place on stderr.
     Tty,
+    /// `-q`.
     Quiet,
+}
+
+impl ProgressMode {
+    /// What `auto` is here. BuildKit draws its display when its output is
+    /// a terminal; here both must be: the plain lines go to stdout, which
+    /// `kiln build . > build.log` keeps, and the display's width is read
+    /// from stdout's terminal.
+    fn resolve(self, quiet: bool) -> ProgressMode {
+        match self {
+            _ if quiet => ProgressMode::Quiet,
+            ProgressMode::Auto if io::stdout().is_terminal() && io::stderr().is_terminal() => {
+                ProgressMode::Tty
+            }
+            ProgressMode::Auto => ProgressMode::Plain,
+            other => other,
+        }
+    }
 }
 
 /// A flag value docker refuses while parsing (pflag's wording).
@@ -212,14 +251,28 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<(), Failure> {
     let cwd = std::env::current_dir().map_err(|err| {
         Failure::from_error(anyhow::Error::new(err).context("cannot find the current directory"))
     })?;
-    let context_args = ContextArgs {
-        path: &args.context,
-        file: args.file.as_deref(),
-        cwd: &cwd,
-        generated_name: format!(".dockerfile.{}", random_hex(20)),
+    // A Git repository is fetched by the daemon (`remote=`), as dockerd
+    // does; `-f` then names the Dockerfile inside it.
+    let remote = Some(args.context.clone()).filter(|c| is_git_url(c));
+    let plan = match &remote {
+        Some(_) => None,
+        None => {
+            let context_args = ContextArgs {
+                path: &args.context,
+                file: args.file.as_deref(),
+                cwd: &cwd,
+                generated_name: format!(".dockerfile.{}", random_hex(20)),
+            };
+            let plan =
+                prepare(&context_args, &mut io::stdin().lock()).map_err(Failure::from_error)?;
+            options.dockerfile = plan.dockerfile.clone();
+            Some(plan)
+        }
     };
-    let plan = prepare(&context_args, &mut io::stdin().lock()).map_err(Failure::from_error)?;
-    options.dockerfile = plan.dockerfile.clone();
+    if remote.is_some() {
+        options.dockerfile = args.file.clone();
+        options.remote = remote;
+    }
 
     let client = crate::connect(global).await.map_err(Failure::from_error)?;
     if let (false, Host::Tcp(addr)) = (options.secrets.is_empty(), client.host()) {
@@ -227,32 +280,67 @@ async fn build(global: &GlobalArgs, args: &BuildArgs) -> Result<(), Failure> {
             "build secrets are sent only over a unix socket, not to tcp://{addr}"
         )));
     }
-    let (body, writer) = kiln_client::spawn_body_writer(move |out: &mut dyn io::Write| {
-        write_context(&plan, out, &mut io::stdin().lock())
-    });
-    let mut printer = Printer { quiet: options.quiet, held: Vec::new() };
-    let built = client.image_build(body, &options, |message| printer.show(message)).await;
+    let (body, writer) =
+        kiln_client::spawn_body_writer(move |out: &mut dyn io::Write| match &plan {
+            Some(plan) => write_context(plan, out, &mut io::stdin().lock()),
+            None => Ok(()),
+        });
+    let mode = args.progress.resolve(options.quiet);
+    let started = Instant::now();
+    let output = Mutex::new(Output::new(mode));
+    let build = client
+        .image_build(body, &options, |message| lock(&output, started.elapsed()).show(message));
+    let built = if mode == ProgressMode::Tty {
+        // The display moves while no message comes: a running step's time.
+        tokio::pin!(build);
+        let mut ticks = tokio::time::interval(REDRAW);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                built = &mut build => break built,
+                _ = ticks.tick() => lock(&output, started.elapsed()).draw(),
+            }
+        }
+    } else {
+        build.await
+    };
+    let mut output = output.into_inner().unwrap_or_else(PoisonError::into_inner);
+    output.now = started.elapsed();
     let written = writer.await.map_err(|err| {
         Failure::from_error(anyhow::anyhow!("the task sending the build context failed: {err}"))
-    })?;
-    // A file that could not be sent explains a daemon's error about a
-    // broken upload; a cut upload is explained by the daemon's answer.
-    if let Err(err) = written {
-        if !err.is_upload_cut() || built.is_ok() {
-            return Err(Failure::from_error(err));
+    });
+    let id = match (built, written) {
+        (_, Err(failure)) => Err(failure),
+        // A file that could not be sent explains a daemon's error about a
+        // broken upload; a cut upload is explained by the daemon's answer.
+        (built, Ok(Err(err))) if !err.is_upload_cut() || built.is_ok() => {
+            Err(Failure::from_error(err))
         }
-    }
-    let id = match built {
         // docker-compat: dockerd answers `-q` with the id as stream text only.
-        Ok(id) => id.or_else(|| printer.quiet_id()),
-        Err(ClientError::Stream { message }) => {
+        (Ok(id), _) => Ok(id.or_else(|| output.quiet_id())),
+        (Err(ClientError::Stream { message }), _) => {
             // docker-compat: `-q` shows what it held back when the build fails.
-            let _ = io::stderr().write_all(&printer.held);
-            return Err(Failure { line: message, code: 1 });
+            output.show_held();
+            Err(Failure { line: message, code: 1 })
         }
-        Err(err) => return Err(Failure::from_error(err)),
+        (Err(err), _) => Err(Failure::from_error(err)),
     };
-    finish(args, options.quiet, id.as_deref())
+    match &id {
+        Ok(_) => output.finish(),
+        Err(failure) => output.fail(&failure.line),
+    }
+    finish(args, options.quiet, id?.as_deref())
+}
+
+/// Whether the context argument names a Git repository, by docker's rules:
+/// `git://`, `git@`, `github.com/`, or an http(s) URL ending in `.git`
+/// (before an optional `#ref:dir`).
+fn is_git_url(context: &str) -> bool {
+    let repo = context.split_once('#').map_or(context, |(r, _)| r);
+    context.starts_with("git://")
+        || context.starts_with("git@")
+        || context.starts_with("github.com/")
+        || ((repo.starts_with("https://") || repo.starts_with("http://")) && repo.ends_with(".git"))
 }
 
 /// After a build: the id for `-q`, and the `--iidfile`.
@@ -279,52 +367,182 @@ fn finish(args: &BuildArgs, quiet: bool, id: Option<&str>) -> Result<(), Failure
     Ok(())
 }
 
-/// Prints the build's messages as docker's classic builder output does.
+/// Where the build's messages go, by `--progress`. Writes that fail (a
+/// closed stdout) are ignored: they do not stop the build.
 #[derive(Debug)]
-struct Printer {
-    quiet: bool,
-    /// With `-q`, the text the daemon sent (a failed step's output), shown
-    /// only if the build fails.
-    held: Vec<u8>,
+struct Output {
+    /// When the last message came or the clock last ticked, from the
+    /// start of the build.
+    now: Duration,
+    view: View,
 }
 
-impl Printer {
-    /// The id a quiet build's text is, as dockerd sends it for `-q`.
-    fn quiet_id(&self) -> Option<String> {
-        let text = String::from_utf8_lossy(&self.held);
-        let id = text.trim();
-        (self.quiet && id.starts_with("sha256:") && !id.contains('\n')).then(|| id.to_owned())
+#[derive(Debug)]
+enum View {
+    /// `-q`: the text the daemon sent (a failed step's output), shown only
+    /// if the build fails.
+    Quiet { held: Vec<u8> },
+    /// BuildKit's plain lines, on stdout.
+    Plain(Progress),
+    /// BuildKit's display, redrawn on stderr.
+    Tty(Display),
+}
+
+/// The tty display's state on the terminal.
+#[derive(Debug)]
+struct Display {
+    progress: Progress,
+    /// Lines the last frame took, which the next one draws over.
+    drawn: usize,
+    size: Size,
+    size_read: Instant,
+}
+
+impl Output {
+    fn new(mode: ProgressMode) -> Output {
+        let view = match mode {
+            ProgressMode::Quiet => View::Quiet { held: Vec::new() },
+            ProgressMode::Tty => View::Tty(Display {
+                progress: Progress::new(false),
+                drawn: 0,
+                size: terminal_size(),
+                size_read: Instant::now(),
+            }),
+            ProgressMode::Auto | ProgressMode::Plain => View::Plain(Progress::new(true)),
+        };
+        Output { now: Duration::ZERO, view }
     }
 
     fn show(&mut self, message: &BuildMessage) {
-        if let Some(text) = &message.stream {
-            if self.quiet {
-                self.held.extend_from_slice(text.as_bytes());
-            } else {
-                // A closed stdout does not stop the build.
-                let mut out = io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
+        match &mut self.view {
+            View::Quiet { held } => {
+                if let Some(text) = &message.stream {
+                    held.extend_from_slice(text.as_bytes());
+                }
             }
-        } else if let Some(line) = status_line(message).filter(|_| !self.quiet) {
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            View::Plain(progress) => {
+                progress.message(message, self.now);
+                print_lines(progress.take_lines());
+            }
+            // Drawn at the next tick, at most ten times a second.
+            View::Tty(display) => display.progress.message(message, self.now),
+        }
+    }
+
+    /// A tick of the tty display's clock.
+    fn draw(&mut self) {
+        if let View::Tty(display) = &mut self.view {
+            display.draw(self.now, false);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.end(None);
+    }
+
+    fn fail(&mut self, message: &str) {
+        self.end(Some(message));
+    }
+
+    /// The build is over: the last plain lines, or the display's final
+    /// frame (every step and its time, not cut to the screen's height)
+    /// and the warnings after it. The error itself is printed by
+    /// [`run`], after all this.
+    fn end(&mut self, failure: Option<&str>) {
+        let now = self.now;
+        let progress = match &mut self.view {
+            View::Quiet { .. } => return,
+            View::Plain(progress) => progress,
+            View::Tty(display) => &mut display.progress,
+        };
+        match failure {
+            Some(message) => progress.fail(message, now),
+            None => progress.finish(now),
+        }
+        match &mut self.view {
+            View::Quiet { .. } => {}
+            View::Plain(progress) => print_lines(progress.take_lines()),
+            View::Tty(display) => {
+                display.draw(now, true);
+                let mut err = io::stderr().lock();
+                for line in display.progress.warnings_summary() {
+                    let _ = writeln!(err, "{line}");
+                }
+            }
+        }
+    }
+
+    /// The id a quiet build's text is, as dockerd sends it for `-q`.
+    fn quiet_id(&self) -> Option<String> {
+        let View::Quiet { held } = &self.view else { return None };
+        let text = String::from_utf8_lossy(held);
+        let id = text.trim();
+        (id.starts_with("sha256:") && !id.contains('\n')).then(|| id.to_owned())
+    }
+
+    /// With `-q`, what was held back, on stderr.
+    fn show_held(&self) {
+        if let View::Quiet { held } = &self.view {
+            let _ = io::stderr().write_all(held);
         }
     }
 }
 
-/// A base image pull's progress as a line, as `docker pull` prints it when
-/// the output is not a terminal; `None` for byte counts.
-fn status_line(message: &BuildMessage) -> Option<String> {
-    let status = message.status.as_deref()?;
-    if matches!(status, "Downloading" | "Extracting" | "Waiting") {
-        return None;
+impl Display {
+    /// Draw the frame over the last one. Until a message comes there is
+    /// nothing to draw; the final frame is drawn whole, as it will not be
+    /// redrawn.
+    fn draw(&mut self, now: Duration, last: bool) {
+        if self.progress.is_empty() {
+            return;
+        }
+        if self.size_read.elapsed() >= RESIZE_CHECK {
+            self.size = terminal_size();
+            self.size_read = Instant::now();
+        }
+        let width = usize::try_from(self.size.width).unwrap_or(80);
+        // One line is left for the cursor under the frame.
+        let height = usize::try_from(self.size.height).unwrap_or(24).saturating_sub(1);
+        let frame = self.progress.frame(now, width, (!last).then_some(height));
+        let mut err = io::stderr().lock();
+        let _ = err.write_all(redraw(self.drawn, &frame).as_bytes());
+        let _ = err.flush();
+        self.drawn = frame.len();
     }
-    Some(match message.id.as_deref() {
-        Some(id) if !id.is_empty() => format!("{id}: {status}"),
-        _ => status.to_owned(),
+}
+
+/// The output, its clock set to `now`.
+fn lock(output: &Mutex<Output>, now: Duration) -> MutexGuard<'_, Output> {
+    // A panic while drawing leaves the display as it is.
+    let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
+    output.now = now;
+    output
+}
+
+/// The terminal's size, for the display: stdout's terminal, else
+/// `$LINES` and `$COLUMNS`, else 24×80.
+fn terminal_size() -> Size {
+    crate::terminal::size().unwrap_or_else(|| {
+        let var = |name: &str, default: u32| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        Size { height: var("LINES", 24), width: var("COLUMNS", 80) }
     })
+}
+
+fn print_lines(lines: Vec<String>) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut out = io::stdout().lock();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
 }
 
 /// The flags as the API's options. Files and variables named by flags
@@ -336,7 +554,7 @@ fn options(args: &BuildArgs, local: &impl Local) -> Result<BuildOptions, FlagErr
         pull: args.pull,
         network: args.network.clone().filter(|n| !n.is_empty()),
         target: args.target.clone().filter(|t| !t.is_empty()),
-        quiet: args.quiet || args.progress == Progress::Quiet,
+        quiet: args.quiet || args.progress == ProgressMode::Quiet,
         platform: args
             .platform
             .clone()
@@ -697,20 +915,6 @@ mod tests {
         let one = options_of(&["--secret", "id=t,env=TOKEN", "--secret", "id=t,src=TOKEN", "."]);
         assert_eq!(one.secrets.len(), 1, "the later of one id wins");
         assert_eq!(one.secrets[0].data, b"from-file");
-    }
-
-    #[test]
-    fn pull_progress_shows_as_lines_and_byte_counts_do_not() {
-        let message = |status: &str, id: Option<&str>| BuildMessage {
-            status: Some(status.to_owned()),
-            id: id.map(str::to_owned),
-            ..BuildMessage::default()
-        };
-        assert_eq!(
-            status_line(&message("Pull complete", Some("ab"))).as_deref(),
-            Some("ab: Pull complete")
-        );
-        assert_eq!(status_line(&message("Downloading", Some("ab"))), None);
     }
 
     #[test]

@@ -70,7 +70,7 @@ fn progress_line(message: &JsonMessage) -> Option<String> {
 
 /// The reference in Docker's full form, as `docker pull` prints it last:
 /// `busybox` → `docker.io/library/busybox:latest`.
-fn full_reference(reference: &str) -> String {
+pub(crate) fn full_reference(reference: &str) -> String {
     let (name, suffix) = match reference.split_once('@') {
         Some((name, digest)) => (name, format!("@{digest}")),
         None => match kiln_client::split_tag(reference) {

@@ -63,6 +63,9 @@ pub struct BuildOptions {
     pub cache_from: Vec<String>,
     pub cache_to: Vec<String>,
     pub check_reproducible: bool,
+    /// A Git repository the daemon fetches as the context (`remote=`);
+    /// the body is then empty.
+    pub remote: Option<String>,
     /// `--rm` (the default): remove intermediate containers.
     pub remove: bool,
     pub force_remove: bool,
@@ -89,6 +92,7 @@ impl Default for BuildOptions {
             cache_from: Vec::new(),
             cache_to: Vec::new(),
             check_reproducible: false,
+            remote: None,
             remove: true,
             force_remove: false,
         }
@@ -230,6 +234,9 @@ fn build_query(options: &BuildOptions) -> Vec<(&'static str, String)> {
     }
     if let Some(platform) = &options.platform {
         query.push(("platform", platform.to_ascii_lowercase()));
+    }
+    if let Some(remote) = &options.remote {
+        query.push(("remote", remote.clone()));
     }
     // The classic builder; BuildKit's is 2.
     query.push(("version", "1".to_owned()));

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kiln_build::{BaseImage, Rootfs, RunResult, StepMount, StepNetwork, StepProcess, Worker};
+use kiln_build::{
+    BaseImage, DownloadedFile, Rootfs, RunResult, StepMount, StepNetwork, StepProcess, Worker,
+};
 pub use kiln_build::{BuildError, BuildEvent, BuildOutcome, BuildRequest, Cancel, Secret};
 use kiln_content::Store;
 use kiln_image::{media_type, Descriptor, ImageConfig, ImageManifest, ImageRecord, Metadata};
@@ -24,6 +26,8 @@ use kiln_types::{ContainerId, Digest, ErrorKind, HasKind};
 use crate::containers::model::{ContainerRecord, CreateRequest, UlimitRequest};
 use crate::containers::{oci, random_hex, users};
 use crate::Engine;
+
+mod git;
 
 /// The hostname RUN steps see: fixed, so that a step that records it gives
 /// the same bytes in every build.
@@ -57,7 +61,13 @@ impl Engine {
             .prefix("context-")
             .tempdir_in(&contexts)
             .map_err(|e| BuildError::internal(format!("cannot create a context directory: {e}")))?;
-        unpack_context(context, dir.path())?;
+        let context_dir = match request.remote.as_deref() {
+            Some(remote) => git::clone(remote, dir.path(), cancel)?,
+            None => {
+                unpack_context(context, dir.path())?;
+                dir.path().to_owned()
+            }
+        };
 
         let worker = EngineWorker {
             engine: self,
@@ -71,7 +81,7 @@ impl Engine {
             exe: self.containers().exe().to_owned(),
             handle: tokio::runtime::Handle::try_current().ok(),
         };
-        let outcome = kiln_build::build(request, dir.path(), &worker, events, cancel)?;
+        let outcome = kiln_build::build(request, &context_dir, &worker, events, cancel)?;
         tracing::info!(image = %outcome.id, tags = ?outcome.tags, "image built");
         Ok(outcome)
     }
@@ -202,7 +212,7 @@ impl Worker for EngineWorker<'_> {
         });
         let outcome = pulled.map_err(|e| {
             let kind = e.kind();
-            failed(kind, format!("cannot pull base image {reference}: {e}"))
+            failed(kind, format!("cannot pull base image {reference}: {}", with_causes(&e)))
         })?;
         let record = self
             .metadata
@@ -210,6 +220,19 @@ impl Worker for EngineWorker<'_> {
             .map_err(|e| BuildError::internal(e.to_string()))?
             .ok_or_else(|| failed(ErrorKind::NotFound, format!("no such image: {reference}")))?;
         self.base_of(&record)
+    }
+
+    fn download(&self, url: &str, dest: &Path) -> Result<DownloadedFile, BuildError> {
+        let Some(handle) = &self.handle else {
+            return Err(BuildError::internal("no async runtime to download with"));
+        };
+        let downloaded = handle
+            .block_on(kiln_registry_client::download(url, dest))
+            .map_err(|e| failed(e.kind(), with_causes(&e)))?;
+        Ok(DownloadedFile {
+            file_name: downloaded.file_name,
+            digest: downloaded.digest.to_string(),
+        })
     }
 
     fn mount(&self, diff_ids: &[Digest], writable: bool) -> Result<Box<dyn Rootfs>, BuildError> {
@@ -444,6 +467,21 @@ impl Worker for EngineWorker<'_> {
             .unwrap_or(1);
         Ok(RunResult { exit_code, mount_points })
     }
+}
+
+/// An error with its causes, for a one-line message.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `name=soft[:hard]` of `--ulimit`.

@@ -5,8 +5,6 @@ use std::net::IpAddr;
 
 use kiln_types::DEFAULT_REGISTRY;
 
-use crate::error::RegistryError;
-
 /// The host Docker Hub's registry API is served from.
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
@@ -44,14 +42,6 @@ impl Endpoint {
             if registry == DEFAULT_REGISTRY { DOCKER_HUB_API } else { registry }.to_owned();
         let scheme = if is_loopback(registry) { Scheme::Http } else { Scheme::Https };
         Endpoint { registry: registry.to_owned(), scheme, authority }
-    }
-
-    /// Refuse what this client cannot speak yet.
-    pub fn check_supported(&self) -> Result<(), RegistryError> {
-        match self.scheme {
-            Scheme::Http => Ok(()),
-            Scheme::Https => Err(RegistryError::TlsUnsupported { registry: self.registry.clone() }),
-        }
     }
 
     /// `http://host:port/v2/<repository>/manifests/<reference>`.
@@ -102,7 +92,6 @@ mod tests {
             hub.manifest_url("library/busybox", "latest"),
             "https://registry-1.docker.io/v2/library/busybox/manifests/latest"
         );
-        assert!(matches!(hub.check_supported(), Err(RegistryError::TlsUnsupported { .. })));
     }
 
     #[test]
@@ -110,7 +99,6 @@ mod tests {
         for registry in ["localhost:5000", "localhost", "127.0.0.1:5000", "127.9.9.9", "[::1]:80"] {
             let endpoint = Endpoint::for_registry(registry);
             assert_eq!(endpoint.scheme, Scheme::Http, "{registry}");
-            assert!(endpoint.check_supported().is_ok());
         }
         let local = Endpoint::for_registry("127.0.0.1:5000");
         assert_eq!(

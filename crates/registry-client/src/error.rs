@@ -1,15 +1,37 @@
-//! What can go wrong talking to a registry.
+//! What can go wrong talking to a registry or downloading a URL.
 
 use http::StatusCode;
 use kiln_types::{Digest, ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// HTTPS registries need TLS, which a later step adds.
-    #[error("registry {registry}: TLS registries are not supported yet (only localhost and 127.0.0.0/8 over plain HTTP)")]
-    TlsUnsupported { registry: String },
-    #[error("invalid registry URL {url:?}")]
+    #[error("invalid URL {url:?}")]
     InvalidUrl { url: String },
+    /// A server's certificate was refused; `reason` is in Go's words
+    /// (`x509: certificate signed by unknown authority`), as Docker says it.
+    #[error("cannot verify the TLS certificate of {host}: {reason}")]
+    Certificate { host: String, reason: String },
+    /// The TLS handshake failed for another reason (a plain-HTTP server, no
+    /// common protocol version or cipher suite).
+    #[error("cannot complete the TLS handshake with {authority}")]
+    Tls {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS client configuration could not be built (a rustls fault).
+    #[error("cannot set up TLS")]
+    TlsSetup {
+        #[source]
+        source: rustls::Error,
+    },
+    /// A trust file or directory named by the caller could not be read.
+    #[error("cannot load trusted certificates from {}", .path.display())]
+    TrustStore {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot connect to {authority}")]
     Connect {
         authority: String,
@@ -60,6 +82,16 @@ pub enum RegistryError {
     },
     #[error("blob {digest} ended after {received} of {expected} bytes")]
     Truncated { digest: Digest, received: u64, expected: u64 },
+    /// docker-compat: `ADD <url>`'s wording in Docker's builder.
+    #[error("failed to GET {url} with status {status}")]
+    FetchStatus { url: String, status: StatusCode },
+    /// Writing a download to its file failed.
+    #[error("cannot write {}", .path.display())]
+    Write {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl RegistryError {
@@ -68,7 +100,7 @@ impl RegistryError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Http { .. } | Self::Truncated { .. } => true,
-            Self::Status { status, .. } => {
+            Self::Status { status, .. } | Self::FetchStatus { status, .. } => {
                 *status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
             }
             _ => false,
@@ -80,9 +112,7 @@ impl HasKind for RegistryError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::ManifestUnknown { .. } | Self::BlobUnknown { .. } => ErrorKind::NotFound,
-            Self::TlsUnsupported { .. }
-            | Self::SchemaOne { .. }
-            | Self::UnsupportedManifest { .. } => ErrorKind::Unsupported,
+            Self::SchemaOne { .. } | Self::UnsupportedManifest { .. } => ErrorKind::Unsupported,
             Self::CredentialsRequired { .. } | Self::Unauthorized { .. } => {
                 ErrorKind::PermissionDenied
             }
@@ -90,12 +120,23 @@ impl HasKind for RegistryError {
             | Self::ManifestTooLarge { .. }
             | Self::DigestMismatch { .. }
             | Self::BadDigestHeader { .. } => ErrorKind::InvalidArgument,
-            Self::Status { status, .. } if status.as_u16() == 404 => ErrorKind::NotFound,
+            Self::Status { status, .. } | Self::FetchStatus { status, .. }
+                if status.as_u16() == 404 =>
+            {
+                ErrorKind::NotFound
+            }
+            Self::TrustStore { .. } => ErrorKind::InvalidArgument,
             Self::Connect { .. }
             | Self::Http { .. }
             | Self::TooManyRedirects { .. }
             | Self::Token { .. }
             | Self::Status { .. }
+            | Self::FetchStatus { .. }
+            // docker-compat: dockerd answers 500 for x509 and handshake failures.
+            | Self::Certificate { .. }
+            | Self::Tls { .. }
+            | Self::TlsSetup { .. }
+            | Self::Write { .. }
             | Self::Sink { .. }
             | Self::Truncated { .. } => ErrorKind::Internal,
         }

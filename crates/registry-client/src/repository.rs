@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::challenge::{Challenge, Scheme as ChallengeScheme};
 use crate::endpoint::Endpoint;
 use crate::error::RegistryError;
+use crate::tls::Trust;
 use crate::transport;
 
 /// The manifest media types asked for, best first: OCI index and manifest,
@@ -87,6 +88,7 @@ struct Inner {
     repository: String,
     token: Mutex<Option<String>>,
     retry: RetryPolicy,
+    trust: Trust,
 }
 
 /// What a request asks for, for error messages.
@@ -96,20 +98,35 @@ enum Target<'a> {
 }
 
 impl Repository {
-    /// A client for `repository` at `endpoint`; refuses endpoints this
-    /// client cannot speak to yet (HTTPS).
+    /// A client for `repository` at `endpoint`, checking HTTPS servers
+    /// against the system's trust store; refuses an endpoint whose
+    /// authority is not `host[:port]`.
     pub fn new(
         endpoint: Endpoint,
         repository: &str,
         retry: RetryPolicy,
     ) -> Result<Repository, RegistryError> {
-        endpoint.check_supported()?;
+        Repository::with_trust(endpoint, repository, retry, Trust::system())
+    }
+
+    /// [`Repository::new`], checking HTTPS servers (the registry, its token
+    /// realm, the hosts it redirects to) against `trust`.
+    pub fn with_trust(
+        endpoint: Endpoint,
+        repository: &str,
+        retry: RetryPolicy,
+        trust: Trust,
+    ) -> Result<Repository, RegistryError> {
+        if endpoint.authority.parse::<http::uri::Authority>().is_err() {
+            return Err(RegistryError::InvalidUrl { url: endpoint.to_string() });
+        }
         Ok(Repository {
             inner: Arc::new(Inner {
                 endpoint,
                 repository: repository.to_owned(),
                 token: Mutex::new(None),
                 retry,
+                trust,
             }),
         })
     }
@@ -280,7 +297,7 @@ impl Repository {
                     headers.insert(AUTHORIZATION, value);
                 }
             }
-            let (final_url, response) = transport::get(url, &headers).await?;
+            let (final_url, response) = transport::get(url, &headers, &self.inner.trust).await?;
             let status = response.status();
             if status.is_success() {
                 return Ok((final_url, response));
@@ -358,7 +375,7 @@ impl Repository {
             query.iter().map(|(k, v)| format!("{k}={}", query_escape(v))).collect();
         let url = format!("{realm}{sep}{}", query.join("&"));
         let token_err = |message: String| RegistryError::Token { realm: realm.clone(), message };
-        let (url, response) = transport::get(&url, &HeaderMap::new()).await?;
+        let (url, response) = transport::get(&url, &HeaderMap::new(), &self.inner.trust).await?;
         let status = response.status();
         if !status.is_success() {
             let message = error_message(&url, response).await;

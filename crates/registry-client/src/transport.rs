@@ -1,7 +1,9 @@
-//! One HTTP/1.1 GET over a fresh TCP connection, following redirects.
+//! One HTTP/1.1 GET over a fresh connection (TCP, or TLS over TCP for
+//! `https`), following redirects.
 //!
-//! Plain HTTP only in this step; an `https` URL (a registry, a token realm,
-//! a redirect to a CDN) gives [`RegistryError::TlsUnsupported`].
+//! Every connection is new: a registry pull opens a few per blob at most,
+//! and the TLS handshake costs far less than the blob. The TLS set-up (the
+//! trust store) is read once; see [`crate::tls`].
 
 use std::time::Duration;
 
@@ -10,8 +12,10 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::RegistryError;
+use crate::tls::Trust;
 
 const USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
 /// Redirects followed before giving up (Go's http client stops at 10 too).
@@ -22,17 +26,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// GET `url` with `headers` and return the answer once its head arrives
 /// (its body streams from the connection), with the URL that answered.
 ///
-/// Redirects are followed; `Authorization` is dropped when one leads to
-/// another host, so that a token for the registry never reaches a CDN.
+/// Redirects are followed, between `http` and `https` both ways as Go's
+/// client does; `Authorization` is dropped when one leads to another host
+/// or from `https` to `http`, so that a token for the registry never
+/// reaches a CDN or crosses the network in clear. `trust` checks HTTPS
+/// servers.
 pub(crate) async fn get(
     url: &str,
     headers: &HeaderMap,
+    trust: &Trust,
 ) -> Result<(String, Response<Incoming>), RegistryError> {
     let mut url = url.to_owned();
     let mut headers = headers.clone();
     for _ in 0..=MAX_REDIRECTS {
         let uri: Uri = url.parse().map_err(|_| RegistryError::InvalidUrl { url: url.clone() })?;
-        let response = send(&url, &uri, &headers).await?;
+        let response = send(&url, &uri, &headers, trust).await?;
         if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
             return Ok((url, response));
         }
@@ -45,7 +53,8 @@ pub(crate) async fn get(
             .ok_or_else(|| RegistryError::InvalidUrl { url: location.to_owned() })?;
         let next_uri: Uri =
             next.parse().map_err(|_| RegistryError::InvalidUrl { url: next.clone() })?;
-        if next_uri.authority() != uri.authority() {
+        let downgrade = uri.scheme_str() == Some("https") && next_uri.scheme_str() != Some("https");
+        if next_uri.authority() != uri.authority() || downgrade {
             headers.remove(http::header::AUTHORIZATION);
         }
         tracing::debug!(from = %url, to = %next, "registry redirect");
@@ -75,19 +84,18 @@ async fn send(
     url: &str,
     uri: &Uri,
     headers: &HeaderMap,
+    trust: &Trust,
 ) -> Result<Response<Incoming>, RegistryError> {
     let authority =
         uri.authority().ok_or_else(|| RegistryError::InvalidUrl { url: url.to_owned() })?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(RegistryError::TlsUnsupported { registry: authority.to_string() })
-        }
+    let is_tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         _ => return Err(RegistryError::InvalidUrl { url: url.to_owned() }),
-    }
+    };
     let address = match authority.port_u16() {
         Some(_) => authority.to_string(),
-        None => format!("{}:80", authority.host()),
+        None => format!("{}:{}", authority.host(), if is_tls { 443 } else { 80 }),
     };
     let connect_err = |source| RegistryError::Connect { authority: authority.to_string(), source };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&address))
@@ -95,6 +103,48 @@ async fn send(
         .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
         .map_err(connect_err)?;
     let _ = stream.set_nodelay(true);
+    let request = request(url, uri, authority.as_str(), headers)?;
+    if is_tls {
+        let handshake = trust.connect(authority.host(), authority.as_str(), stream);
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+            .await
+            .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))??;
+        exchange(url, stream, request).await
+    } else {
+        exchange(url, stream, request).await
+    }
+}
+
+/// The GET request for `uri`, in origin form with `Host`.
+fn request(
+    url: &str,
+    uri: &Uri,
+    authority: &str,
+    headers: &HeaderMap,
+) -> Result<Request<Empty<Bytes>>, RegistryError> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header(http::header::HOST, authority)
+        .header(http::header::USER_AGENT, USER_AGENT);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| RegistryError::InvalidUrl { url: url.to_owned() })
+}
+
+/// Send `request` over `stream` (plain or TLS) and return the answer's head.
+async fn exchange<S>(
+    url: &str,
+    stream: S,
+    request: Request<Empty<Bytes>>,
+) -> Result<Response<Incoming>, RegistryError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let http_err = |source| RegistryError::Http { url: url.to_owned(), source };
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(http_err)?;
@@ -104,18 +154,6 @@ async fn send(
             tracing::debug!(error = %err, "registry connection ended with an error");
         }
     });
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut request = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .header(http::header::HOST, authority.as_str())
-        .header(http::header::USER_AGENT, USER_AGENT);
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| RegistryError::InvalidUrl { url: url.to_owned() })?;
     sender.send_request(request).await.map_err(http_err)
 }
 
@@ -150,5 +188,8 @@ mod tests {
         assert_eq!(resolve(&base, "http://cdn:1/z").as_deref(), Some("http://cdn:1/z"));
         assert_eq!(resolve(&base, "//cdn:2/z").as_deref(), Some("http://cdn:2/z"));
         assert_eq!(resolve(&base, "z").as_deref(), Some("http://127.0.0.1:5000/v2/a/blobs/z"));
+        let tls: Uri = "https://registry.example/v2/a/blobs/sha256:ab".parse().unwrap();
+        assert_eq!(resolve(&tls, "//cdn:2/z").as_deref(), Some("https://cdn:2/z"));
+        assert_eq!(resolve(&tls, "http://cdn/z").as_deref(), Some("http://cdn/z"));
     }
 }

@@ -11,5 +11,7 @@ pub mod exe;
 pub mod fd_passing;
 pub mod fs;
 pub mod memory;
+pub mod netlink;
+pub mod netns;
 pub mod process;
 pub mod tty;
