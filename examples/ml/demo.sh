@@ -34,10 +34,15 @@ build_args=()
 if [ -n "${PIP_INDEX_URL:-}" ]; then
     build_args+=(--build-arg "PIP_INDEX_URL=$PIP_INDEX_URL")
 fi
-# The host's CA bundle, for a proxy that re-signs TLS: a secret, so it is
-# never written into the image.
-if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-    build_args+=(--secret id=pipcert,src=/etc/ssl/certs/ca-certificates.crt)
+# CAs the host added to its trust store (a proxy that re-signs TLS, as in
+# many companies): passed as a secret, so they never enter the image.
+extra_cas=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sort)
+if [ -n "$extra_cas" ]; then
+    bundle=$(mktemp)
+    trap 'rm -f "$bundle"' EXIT
+    # shellcheck disable=SC2086
+    cat $extra_cas >"$bundle"
+    build_args+=(--secret "id=pipcert,src=$bundle")
 fi
 echo "==> building mlops-project:latest"
 kiln build "${build_args[@]}" -t mlops-project:latest .

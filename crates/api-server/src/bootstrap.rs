@@ -18,9 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
 use http::Response;
-use http_body_util::BodyExt as _;
 use kiln_api_types as wire;
 use kiln_engine::bootstrap::{
     parse_epoch, BootstrapError, BootstrapRequest, Mirror, Package, Suite, Variant,
@@ -39,7 +37,7 @@ const DEPTH: usize = 64;
 /// `POST /kiln/images/bootstrap`.
 pub async fn bootstrap(engine: Arc<Engine>, query: &Query) -> Result<Response<Body>, ApiError> {
     let request = parse_request(query).map_err(|err| ApiError::from_error(&err))?;
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let task = tokio::task::spawn_blocking(move || {
         let started = AtomicBool::new(false);
         let send = |message: wire::JsonMessage| tx.blocking_send(Ok(json_line(&message))).is_ok();
@@ -60,24 +58,9 @@ pub async fn bootstrap(engine: Arc<Engine>, query: &Query) -> Result<Response<Bo
             }
         }
     });
-    match rx.recv().await {
-        Some(first) => {
-            let first = first.unwrap_or_default();
-            let mut response =
-                Response::new(crate::stream::ChannelBody { first: Some(first), rx }.boxed());
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Ok(response)
-        }
-        // Nothing was sent: the bootstrap failed before mmdebstrap printed
-        // a line, and its error is the answer.
-        None => match task.await {
-            Ok(Err(err)) => Err(ApiError::from_error(&err)),
-            Ok(Ok(())) => Err(ApiError::internal("the bootstrap ended without an answer")),
-            Err(join) => Err(ApiError::internal(format!("the request's task failed: {join}"))),
-        },
-    }
+    // Nothing sent means the bootstrap failed before mmdebstrap printed a
+    // line, and its error is the answer.
+    crate::stream::json_stream_or_error(rx, task, "bootstrap").await
 }
 
 /// The query as the engine's request. `include` may repeat and each may

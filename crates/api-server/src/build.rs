@@ -29,9 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt as _;
 use hyper::body::Body as HttpBody;
 use kiln_engine::build::{BuildError, BuildEvent, BuildOutcome, BuildRequest, Cancel, Secret};
 use kiln_engine::Engine;
@@ -111,7 +109,7 @@ where
         + Send
         + 'static,
 {
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(DEPTH);
     let cancel = Cancel::new();
     let (done_tx, done_rx) = oneshot::channel::<()>();
     // The client going away drops the answer's receiver: stop the build
@@ -173,22 +171,7 @@ where
         let _ = io::copy(&mut body, &mut io::sink());
         outcome
     });
-    match rx.recv().await {
-        Some(first) => {
-            let first = first.unwrap_or_default();
-            let mut response =
-                Response::new(crate::stream::ChannelBody { first: Some(first), rx }.boxed());
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            Ok(response)
-        }
-        None => match task.await {
-            Ok(Err(err)) => Err(ApiError::from_error(&err)),
-            Ok(Ok(())) => Err(ApiError::internal("the build ended without an answer")),
-            Err(join) => Err(ApiError::internal(format!("the build's task failed: {join}"))),
-        },
-    }
+    crate::stream::json_stream_or_error(rx, task, "build").await
 }
 
 /// The query as the engine's request. docker-compat: `buildargs`, `labels`,
@@ -479,6 +462,7 @@ fn json_line(value: &serde_json::Value) -> Bytes {
 mod tests {
     use std::time::Duration;
 
+    use http_body_util::BodyExt as _;
     use kiln_types::{Digest, ErrorKind};
 
     use super::*;

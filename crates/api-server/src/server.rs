@@ -2,17 +2,23 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::sync::{mpsc, watch};
 
 use crate::build::Transport;
 use crate::listen::{ListenAddr, ListenError, Listener};
 use crate::route::Api;
+
+/// How long a closed connection keeps reading what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How long a shutdown waits for requests in flight before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,8 +145,9 @@ async fn serve_connection<S>(
         request.extensions_mut().insert(transport);
         async move { Ok::<_, Infallible>(api.handle(request).await) }
     });
-    let connection =
-        http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection = http1::Builder::new()
+        .serve_connection(TokioIo::new(Lingering::new(stream)), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let stopping = async move {
         // Only the outcome matters; the guard must not live across an await.
@@ -155,5 +162,83 @@ async fn serve_connection<S>(
     };
     if let Err(err) = result {
         tracing::debug!(error = %err, "connection ended with an error");
+    }
+}
+
+/// A connection that closes gracefully: when the server is done with it,
+/// it shuts its sending side and reads (and drops) what the client still
+/// sends, for a short while, before it closes. Closing a socket with
+/// unread bytes (a request body a route did not need, the rest of an
+/// upload an error cut short) makes the kernel send a reset, which can
+/// destroy the answer before the client has read it.
+struct Lingering<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    inner: Option<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Lingering<S> {
+    fn new(inner: S) -> Self {
+        Lingering { inner: Some(inner) }
+    }
+
+    fn stream(&mut self) -> io::Result<&mut S> {
+        self.inner.as_mut().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Lingering<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.stream() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Lingering<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.stream() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream() {
+            Ok(s) => Pin::new(s).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream() {
+            Ok(s) => Pin::new(s).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Lingering<S> {
+    fn drop(&mut self) {
+        let (Some(mut stream), Ok(runtime)) =
+            (self.inner.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = stream.shutdown().await;
+            let drain = async {
+                let mut buf = [0u8; 8192];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
     }
 }

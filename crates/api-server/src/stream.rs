@@ -173,3 +173,33 @@ where
         Err(join) => Err(ApiError::internal(format!("the request's task failed: {join}"))),
     }
 }
+
+/// The answer of a blocking task that streams JSON messages into `rx`: a
+/// 200 stream starting with the first message, or, when the task ended
+/// without sending any, its error as an ordinary error answer (`what`
+/// names the task in the unlikely other cases).
+pub async fn json_stream_or_error<E>(
+    mut rx: mpsc::Receiver<io::Result<Bytes>>,
+    task: tokio::task::JoinHandle<Result<(), E>>,
+    what: &str,
+) -> Result<Response<crate::reply::Body>, crate::error::ApiError>
+where
+    E: std::error::Error + HasKind,
+{
+    use crate::error::ApiError;
+    match rx.recv().await {
+        Some(first) => {
+            let first = first.unwrap_or_default();
+            let mut response = Response::new(ChannelBody { first: Some(first), rx }.boxed());
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(response)
+        }
+        None => match task.await {
+            Ok(Err(err)) => Err(ApiError::from_error(&err)),
+            Ok(Ok(())) => Err(ApiError::internal(format!("the {what} ended without an answer"))),
+            Err(join) => Err(ApiError::internal(format!("the {what}'s task failed: {join}"))),
+        },
+    }
+}

@@ -54,36 +54,42 @@ fn parse_params(mut rest: &str) -> BTreeMap<String, String> {
         rest = rest.trim_start_matches(|c: char| c == ',' || c.is_whitespace());
         let Some((key, after)) = rest.split_once('=') else { break };
         let key = key.trim().to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
-            let mut value = String::new();
-            let mut chars = quoted.char_indices();
-            let mut end = quoted.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            value.push(escaped);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            (value, &quoted[end.min(quoted.len())..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
-        };
+        let (value, remainder) = param_value(after, ',');
         if !key.is_empty() {
             params.insert(key, value);
         }
         rest = remainder;
     }
     params
+}
+
+/// The value at the start of `after` (a `"quoted string"` with `\\`
+/// escapes, or a token up to `separator`) and what follows it: HTTP's
+/// parameter syntax, shared by challenges and Content-Disposition.
+pub(crate) fn param_value(after: &str, separator: char) -> (String, &str) {
+    let after = after.trim_start();
+    let Some(quoted) = after.strip_prefix('"') else {
+        let end = after.find(separator).unwrap_or(after.len());
+        return (after[..end].trim().to_owned(), &after[end..]);
+    };
+    let mut value = String::new();
+    let mut chars = quoted.char_indices();
+    let mut end = quoted.len();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some((_, escaped)) = chars.next() {
+                    value.push(escaped);
+                }
+            }
+            '"' => {
+                end = i + 1;
+                break;
+            }
+            c => value.push(c),
+        }
+    }
+    (value, &quoted[end.min(quoted.len())..])
 }
 
 #[cfg(test)]

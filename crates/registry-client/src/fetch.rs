@@ -219,30 +219,7 @@ fn disposition_params(value: &str) -> Vec<(String, String)> {
             continue;
         }
         let key = rest[..eq].trim().to_ascii_lowercase();
-        let after = rest[eq + 1..].trim_start();
-        let (value, remainder) = if let Some(quoted) = after.strip_prefix('"') {
-            let mut value = String::new();
-            let mut end = quoted.len();
-            let mut chars = quoted.char_indices();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, escaped)) = chars.next() {
-                            value.push(escaped);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => value.push(c),
-                }
-            }
-            (value, &quoted[end..])
-        } else {
-            let end = after.find(';').unwrap_or(after.len());
-            (after[..end].trim().to_owned(), &after[end..])
-        };
+        let (value, remainder) = crate::challenge::param_value(&rest[eq + 1..], ';');
         params.push((key, value));
         rest = remainder;
     }
