@@ -23,12 +23,60 @@ impl TestDaemon {
         daemon
     }
 
-    /// A `kiln daemon` command for this daemon's dirs, with an empty
-    /// daemon.json so that the host's /etc/kiln is never read.
+    /// A daemon (daemon.json `config`) in a network namespace of its own,
+    /// `<dir>/netns` with only `lo` up: its bridges, veths, firewall table
+    /// and forwarding switch are the namespace's, so it can publish ports
+    /// and be checked for leftovers while other tests run, and nothing of
+    /// the host's changes. Restarts (`command()`) stay in the namespace;
+    /// [`TestDaemon::in_netns`] runs test code there ("the host" as the
+    /// daemon sees it). The namespace goes when the daemon is dropped.
+    pub fn start_in_netns(config: &str) -> TestDaemon {
+        let dir = ScratchDir::new().expect("scratch dir");
+        std::fs::write(dir.path().join("daemon.json"), config).expect("write daemon.json");
+        let netns = dir.path().join("netns");
+        kiln_sys::netns::create_named(&netns).expect("create the test's network namespace");
+        let mut daemon = TestDaemon { dir, child: None };
+        daemon.in_netns(|| kiln_sys::netlink::Netlink::open()?.set_up("lo"));
+        daemon.child = Some(daemon.command().spawn().expect("spawn kiln daemon"));
+        daemon.wait_until_serving();
+        daemon
+    }
+
+    /// The daemon's own network namespace, when it has one.
+    pub fn netns(&self) -> Option<PathBuf> {
+        Some(self.dir.path().join("netns")).filter(|p| p.exists())
+    }
+
+    /// Runs `f` on a thread inside the daemon's network namespace (the
+    /// host's when it has none).
+    pub fn in_netns<T: Send>(&self, f: impl FnOnce() -> std::io::Result<T> + Send) -> T {
+        match self.netns() {
+            Some(netns) => kiln_sys::netns::run_in(&netns, f).expect("in the daemon's netns"),
+            None => f().expect("in the host's netns"),
+        }
+    }
+
+    /// A `kiln daemon` command for this daemon's dirs. Its daemon.json is
+    /// written once, so that the host's /etc/kiln is never read: by default
+    /// with a default bridge of its own (`kt` and random hex) on a random
+    /// /24 of 198.18.0.0/15 (reserved for benchmarks, never routed), so that
+    /// daemons of tests running at once never share a bridge.
     pub fn command(&self) -> Command {
         let config = self.dir.path().join("daemon.json");
-        std::fs::write(&config, "{}\n").expect("write daemon.json");
-        let mut cmd = Command::new(kiln_bin());
+        if !config.exists() {
+            let [a, b, c] = random_bytes();
+            let bip = format!("198.{}.{b}.1/24", 18 + (a & 1));
+            let json = format!("{{\"bridge\": \"kt{a:02x}{b:02x}{c:02x}\", \"bip\": \"{bip}\"}}\n");
+            std::fs::write(&config, json).expect("write daemon.json");
+        }
+        let mut cmd = match self.netns() {
+            Some(netns) => {
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net={}", netns.display())).arg(kiln_bin());
+                cmd
+            }
+            None => Command::new(kiln_bin()),
+        };
         cmd.arg("daemon")
             .arg("--root")
             .arg(self.root())
@@ -103,6 +151,7 @@ impl Drop for TestDaemon {
             let _ = child.wait();
         }
         self.kill_containers();
+        self.release_networks();
     }
 }
 
@@ -144,6 +193,47 @@ impl TestDaemon {
         }
     }
 
+    /// Undo what the killed daemon's networks left: container namespaces
+    /// (their veths go with them) and, in the daemon's own namespace,
+    /// everything at once; in the host's, the daemon's default bridge, and
+    /// forwarding if the daemon turned it on. Kiln's firewall table in the
+    /// host's namespace goes when it holds only this daemon's bridge
+    /// (another test's daemon may be using it).
+    pub fn release_networks(&self) {
+        for entry in
+            std::fs::read_dir(self.exec_root().join("netns")).into_iter().flatten().flatten()
+        {
+            let _ = kiln_sys::netns::remove_named(&entry.path());
+        }
+        if let Some(netns) = self.netns() {
+            let _ = kiln_sys::netns::remove_named(&netns);
+            return;
+        }
+        let config =
+            std::fs::read_to_string(self.dir.path().join("daemon.json")).unwrap_or_default();
+        let bridge = serde_json::from_str::<serde_json::Value>(&config)
+            .ok()
+            .and_then(|c| c["bridge"].as_str().map(str::to_owned))
+            .filter(|b| b.starts_with("kt"));
+        let Some(bridge) = bridge else { return };
+        if let Ok(nl) = kiln_sys::netlink::Netlink::open() {
+            let _ = nl.delete_link(&bridge);
+        }
+        let mark = self.exec_root().join("network/ip_forward");
+        if std::fs::read_to_string(mark).is_ok_and(|was| was.trim() == "0") {
+            let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "0\n");
+        }
+        let table = Command::new("nft").args(["list", "table", "ip", "kiln"]).output();
+        if let Some(out) = table.ok().filter(|o| o.status.success()) {
+            // Interface names are the table's only quoted words.
+            let text = String::from_utf8_lossy(&out.stdout);
+            let others = text.split('"').skip(1).step_by(2).any(|name| name != bridge);
+            if !others {
+                let _ = Command::new("nft").args(["delete", "table", "ip", "kiln"]).status();
+            }
+        }
+    }
+
     /// One HTTP/1.1 request with a JSON body.
     pub fn request_json(&self, method: &str, path: &str, body: &serde_json::Value) -> RawResponse {
         let text = body.to_string();
@@ -157,6 +247,15 @@ impl TestDaemon {
         .expect("write");
         read_response(&mut stream)
     }
+}
+
+/// Three random bytes, for names and subnets no other test picks.
+pub fn random_bytes() -> [u8; 3] {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 3];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    read.expect("read /dev/urandom");
+    bytes
 }
 
 /// Send SIGTERM to `pid`.

@@ -20,6 +20,8 @@ mod dockerd;
 mod full_disk;
 mod images;
 mod lifecycle;
+mod network_cli;
+mod networks;
 mod pull;
 mod resources;
 mod terminal;

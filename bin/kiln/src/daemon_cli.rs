@@ -10,7 +10,9 @@ use kiln_api_server::daemon::{self, ConfigFile, Flags, Settings};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Flags win over daemon.json, which wins over the defaults. daemon.json keys read: \
-data-root, exec-root, hosts, debug; other keys are ignored."
+data-root, exec-root, hosts, debug, and for networks bridge (the default bridge's interface, \
+default kiln0), bip (its address and subnet, e.g. 172.26.0.1/16) and default-address-pools \
+([{\"base\":\"10.10.0.0/16\",\"size\":24}]); other keys are ignored."
 )]
 pub struct DaemonArgs {
     /// Directory of persistent state [env: KILN_ROOT] [default: /var/lib/kiln]
@@ -53,7 +55,9 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let must_exist = args.config_file.as_os_str() != daemon::DEFAULT_CONFIG_FILE;
     let file = ConfigFile::load(&args.config_file, must_exist)?;
     init_logging(args.debug || file.debug.unwrap_or(false));
-    for key in file.ignored.keys() {
+    let network = network_config(&file.ignored)
+        .with_context(|| format!("invalid configuration file {}", args.config_file.display()))?;
+    for key in file.ignored.keys().filter(|k| !NETWORK_KEYS.contains(&k.as_str())) {
         tracing::debug!(key = %key, file = %args.config_file.display(), "ignoring a daemon.json key Kiln does not use");
     }
     let flags = Flags {
@@ -63,6 +67,7 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
         debug: args.debug,
     };
     let mut settings = Settings::resolve(flags, &file)?;
+    settings.engine.network = network;
     // Shims start from a read-only view of this binary made once here, while
     // the process has one thread: each shim is then protected from the start
     // (CVE-2019-5736) instead of re-executing itself, which saves an exec of
@@ -81,6 +86,35 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(daemon::run(settings))?;
     Ok(())
+}
+
+/// daemon.json's network keys, read here because the API server's settings
+/// do not know them.
+const NETWORK_KEYS: [&str; 3] = ["bridge", "bip", "default-address-pools"];
+
+/// `bridge`, `bip` and `default-address-pools`, with Docker's meaning.
+fn network_config(
+    keys: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> anyhow::Result<kiln_engine::NetworkConfig> {
+    let mut config = kiln_engine::NetworkConfig::default();
+    if let Some(value) = keys.get("bridge") {
+        let name = value.as_str().context("\"bridge\" must be a string")?;
+        if name == "none" {
+            anyhow::bail!("\"bridge\": \"none\" (no default bridge) is not supported yet");
+        }
+        let any = kiln_network::Subnet::containing(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        kiln_network::nft::BridgeNetwork::new(name, any, false).context("invalid \"bridge\"")?;
+        config.bridge = Some(name.to_owned()).filter(|n| !n.is_empty());
+    }
+    if let Some(value) = keys.get("bip") {
+        let text = value.as_str().context("\"bip\" must be a string")?;
+        config.bip = Some(text.parse().context("invalid \"bip\"")?);
+    }
+    if let Some(value) = keys.get("default-address-pools") {
+        config.default_address_pools =
+            serde_json::from_value(value.clone()).context("invalid \"default-address-pools\"")?;
+    }
+    Ok(config)
 }
 
 /// A flag's environment variable, when set and not empty.

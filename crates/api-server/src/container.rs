@@ -70,14 +70,17 @@ where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
-    let request: wire::ContainerCreateRequest = read_json(body).await?;
+    let mut request: wire::ContainerCreateRequest = read_json(body).await?;
     if request.config.image.is_empty() {
         return Err(ApiError::bad_request("config cannot be empty in order to create a container"));
     }
     let name = query.get("name").map(str::to_owned);
+    let endpoints = crate::network::endpoint_configs(request.networking_config.take());
     let request = to_engine_request(request)?;
-    let (id, warnings) =
-        blocking(move || engine.containers().create(name.as_deref(), request)).await?;
+    let (id, warnings) = blocking(move || {
+        engine.containers().create_with_networks(name.as_deref(), request, endpoints)
+    })
+    .await?;
     Ok(reply::json(StatusCode::CREATED, &wire::ContainerCreateResponse { id, warnings }))
 }
 
@@ -288,17 +291,24 @@ fn command_line(record: &ContainerRecord) -> String {
         .join(" ")
 }
 
-fn network_name(record: &ContainerRecord) -> String {
-    match record.request.host.network_mode.as_str() {
-        "host" => "host".into(),
-        "bridge" => "bridge".into(),
-        _ => "none".into(),
+/// The ports the image of a running container exposes (`ps` shows them);
+/// none for a stopped one, whose row shows no ports.
+fn running_image_ports(engine: &Engine, record: &ContainerRecord) -> Vec<String> {
+    if !record.state.status.is_alive() {
+        return Vec::new();
     }
+    engine
+        .images()
+        .inspect(&record.image_id.to_string())
+        .ok()
+        .and_then(|d| d.config.config)
+        .map(|c| c.exposed_ports.into_keys().collect())
+        .unwrap_or_default()
 }
 
 fn to_wire_summary(engine: &Engine, record: &ContainerRecord, now: i64) -> wire::ContainerSummary {
-    let networks =
-        [(network_name(record), wire::EndpointSettings::default())].into_iter().collect();
+    let image_ports = running_image_ports(engine, record);
+    let (ports, networks) = crate::network::container_summary(engine, record, &image_ports);
     wire::ContainerSummary {
         id: record.id.clone(),
         names: vec![format!("/{}", record.name)],
@@ -306,20 +316,7 @@ fn to_wire_summary(engine: &Engine, record: &ContainerRecord, now: i64) -> wire:
         image_id: record.image_id.to_string(),
         command: command_line(record),
         created: record.created.div_euclid(1_000_000_000),
-        ports: record
-            .request
-            .config
-            .exposed_ports
-            .iter()
-            .filter_map(|p| {
-                let (port, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-                Some(wire::Port {
-                    private_port: port.parse().ok()?,
-                    kind: proto.to_owned(),
-                    ..Default::default()
-                })
-            })
-            .collect(),
+        ports,
         labels: record.request.config.labels.clone(),
         state: record.state.status.as_str().to_owned(),
         status: status_text(record, now, engine.containers().health(&record.id).map(|h| h.status)),
@@ -585,8 +582,11 @@ fn to_wire_inspect(engine: &Engine, record: &ContainerRecord) -> wire::Container
         .filter(|_| !h.privileged),
         ..Default::default()
     };
-    let networks: BTreeMap<String, wire::EndpointSettings> =
-        [(network_name(record), wire::EndpointSettings::default())].into_iter().collect();
+    let network_settings = crate::network::container_settings(
+        engine,
+        record,
+        image_defaults.iter().flat_map(|d| d.exposed_ports.keys()),
+    );
     let exec_ids = containers.exec_ids(&record.id);
     wire::ContainerInspect {
         id: record.id.clone(),
@@ -639,12 +639,7 @@ fn to_wire_inspect(engine: &Engine, record: &ContainerRecord) -> wire::Container
         },
         mounts: record.mounts.iter().map(to_wire_mount).collect(),
         config,
-        network_settings: wire::NetworkSettings {
-            sandbox_id: record.id.clone(),
-            ports: BTreeMap::new(),
-            networks,
-            ..Default::default()
-        },
+        network_settings,
         ..Default::default()
     }
 }

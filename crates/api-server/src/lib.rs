@@ -26,6 +26,7 @@ mod error;
 mod events;
 mod image;
 mod listen;
+mod network;
 mod query;
 mod reply;
 mod route;

@@ -15,6 +15,7 @@ use crate::container;
 use crate::error::ApiError;
 use crate::events;
 use crate::image;
+use crate::network;
 use crate::query::{self, Query};
 use crate::reply::{self, Body};
 use crate::stream::body_reader;
@@ -68,6 +69,13 @@ enum Route {
     VolumePrune,
     VolumeInspect(String),
     VolumeDelete(String),
+    NetworkList,
+    NetworkCreate,
+    NetworkPrune,
+    NetworkInspect(String),
+    NetworkDelete(String),
+    NetworkConnect(String),
+    NetworkDisconnect(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,12 +185,32 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::DELETE, p) if p.starts_with("/volumes/") && p.len() > 9 => {
             Route::VolumeDelete(query::decode(&p[9..], false))
         }
+        (&Method::GET, "/networks") => Route::NetworkList,
+        (&Method::POST, "/networks/create") => Route::NetworkCreate,
+        (&Method::POST, "/networks/prune") => Route::NetworkPrune,
+        _ if path.starts_with("/networks/") => return network_route(method, &path[10..]),
         _ if path.starts_with("/containers/") || path.starts_with("/exec/") => {
             return container_route(method, path)
         }
         _ => return image_route(method, path.strip_prefix("/images/")?),
     };
     Some(route)
+}
+
+/// `/networks/{id}` and `/networks/{id}/connect|disconnect`: names hold no `/`.
+fn network_route(method: &Method, rest: &str) -> Option<Route> {
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    if id.is_empty() {
+        return None;
+    }
+    let id = query::decode(id, false);
+    match (method, action) {
+        (&Method::GET, "") => Some(Route::NetworkInspect(id)),
+        (&Method::DELETE, "") => Some(Route::NetworkDelete(id)),
+        (&Method::POST, "connect") => Some(Route::NetworkConnect(id)),
+        (&Method::POST, "disconnect") => Some(Route::NetworkDisconnect(id)),
+        _ => None,
+    }
 }
 
 /// `/images/{name}/…`: image names may hold `/` (`localhost:5000/a/b:1`),
@@ -310,6 +338,15 @@ impl Api {
             Route::VolumePrune => volume::prune(engine, &query).await?,
             Route::VolumeInspect(name) => volume::inspect(engine, name).await?,
             Route::VolumeDelete(name) => volume::remove(engine, name, &query).await?,
+            Route::NetworkList => network::list(engine, &query).await?,
+            Route::NetworkCreate => network::create(engine, request.into_body()).await?,
+            Route::NetworkPrune => network::prune(engine, &query).await?,
+            Route::NetworkInspect(id) => network::inspect(engine, id, &query).await?,
+            Route::NetworkDelete(id) => network::remove(engine, id).await?,
+            Route::NetworkConnect(id) => network::connect(engine, id, request.into_body()).await?,
+            Route::NetworkDisconnect(id) => {
+                network::disconnect(engine, id, request.into_body()).await?
+            }
             Route::Exec(id, action) => match action {
                 ExecAction::Start => container::exec_start(engine, id, request).await?,
                 ExecAction::Resize => container::exec_resize(engine, id, &query).await?,
@@ -372,6 +409,31 @@ mod tests {
         assert_eq!(route(&Method::GET, "/images//json"), None);
         assert_eq!(route(&Method::POST, "/commit"), Some(Route::Commit));
         assert_eq!(route(&Method::POST, "/kiln/images/bootstrap"), Some(Route::ImageBootstrap));
+    }
+
+    #[test]
+    fn network_routes_match_method_and_path() {
+        assert_eq!(route(&Method::GET, "/networks"), Some(Route::NetworkList));
+        assert_eq!(route(&Method::POST, "/networks/create"), Some(Route::NetworkCreate));
+        assert_eq!(route(&Method::POST, "/networks/prune"), Some(Route::NetworkPrune));
+        assert_eq!(
+            route(&Method::GET, "/networks/a%2Eb"),
+            Some(Route::NetworkInspect("a.b".into()))
+        );
+        assert_eq!(
+            route(&Method::DELETE, "/networks/web"),
+            Some(Route::NetworkDelete("web".into()))
+        );
+        assert_eq!(
+            route(&Method::POST, "/networks/web/connect"),
+            Some(Route::NetworkConnect("web".into()))
+        );
+        assert_eq!(
+            route(&Method::POST, "/networks/web/disconnect"),
+            Some(Route::NetworkDisconnect("web".into()))
+        );
+        assert_eq!(route(&Method::GET, "/networks/web/connect"), None);
+        assert_eq!(route(&Method::GET, "/networks/"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod container;
 mod error;
 mod event;
 mod image;
+mod network;
 mod null;
 mod stats;
 mod system;
@@ -33,6 +34,11 @@ pub use event::{EventActor, EventMessage};
 pub use image::{
     DeleteItem, EmptyObject, ErrorDetail, GraphDriver, Healthcheck, HistoryItem, ImageConfig,
     ImageInspect, ImageMetadata, ImagePruneResponse, ImageSummary, JsonMessage, RootFs,
+};
+pub use network::{
+    ConfigReference, EndpointIpamConfig, Ipam, IpamConfig, Network, NetworkConnectRequest,
+    NetworkContainer, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkPruneResponse,
 };
 pub use stats::{
     BlkioStats, ContainerStats, CpuStats, CpuUsage, MemoryStats, NetworkStats, PidsStats,

@@ -30,6 +30,7 @@ mod image_pull;
 mod image_tag;
 mod info;
 mod monitor;
+mod network;
 mod output;
 pub mod target;
 mod terminal;
@@ -80,6 +81,13 @@ pub enum Command {
         #[command(subcommand)]
         command: VolumeCommand,
     },
+    /// Manage networks
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Build an image from a Dockerfile
     Build(Box<image_build::BuildArgs>),
     /// Download an image from a registry
@@ -188,6 +196,8 @@ pub enum ContainerCommand {
     Commit(container_commit::CommitArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(container_cp::CpArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Remove all stopped containers
     Prune(container_ops::PruneArgs),
     /// Display a live stream of container(s) resource usage statistics
@@ -253,6 +263,27 @@ pub enum VolumeCommand {
     Rm(volume::RemoveArgs),
     /// Remove unused local volumes
     Prune(volume::PruneArgs),
+}
+
+/// `kiln network …`.
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network
+    Create(network::CreateArgs),
+    /// List networks
+    #[command(visible_alias = "list")]
+    Ls(network::ListArgs),
+    /// Display detailed information on one or more networks
+    Inspect(network::InspectArgs),
+    /// Remove one or more networks
+    #[command(visible_alias = "remove")]
+    Rm(network::RemoveArgs),
+    /// Remove all unused networks
+    Prune(network::PruneArgs),
+    /// Connect a container to a network
+    Connect(network::ConnectArgs),
+    /// Disconnect a container from a network
+    Disconnect(network::DisconnectArgs),
 }
 
 /// Help text on where the CLI looks for the daemon, for `kiln --help`.
@@ -343,6 +374,8 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
                 image_bootstrap::run(global, &args).await
             }
             Command::Volume { command } => volume::run(global, command).await,
+            Command::Network { command } => network::run(global, command).await,
+            Command::Port(args) => network::port(global, &args).await,
             Command::Ps(args) => container_list::run(global, &args).await,
             Command::Inspect(args) => container_inspect::inspect(global, &args).await,
             Command::Stop(args) => container_ops::stop(global, &args).await,
@@ -393,6 +426,7 @@ async fn run_container(global: &GlobalArgs, command: ContainerCommand) -> anyhow
         ContainerCommand::Export(args) => container_export::run(global, &args).await,
         ContainerCommand::Commit(args) => container_commit::run(global, &args).await,
         ContainerCommand::Cp(args) => container_cp::run(global, &args).await,
+        ContainerCommand::Port(args) => network::port(global, &args).await,
         ContainerCommand::Prune(args) => container_ops::prune(global, &args).await,
         ContainerCommand::Stats(args) => monitor::stats(global, &args).await,
         ContainerCommand::Diff(args) => monitor::diff(global, &args).await,
@@ -540,6 +574,42 @@ mod tests {
             parse(&["system", "events", "--until", "2023-11-14T22:13:20Z"]),
             Ok(Command::System { command: SystemCommand::Events(_) })
         ));
+    }
+
+    #[test]
+    fn network_verbs_parse_dockers_flags() {
+        let parse = |argv: &[&str]| {
+            let mut full = vec!["kiln"];
+            full.extend_from_slice(argv);
+            Cli::try_parse_from(full).map(|cli| cli.command)
+        };
+        let create = parse(&["network", "create", "--subnet", "10.1.0.0/24", "--internal", "n"]);
+        assert!(matches!(create, Ok(Command::Network { command: NetworkCommand::Create(_) })));
+        let list = parse(&["network", "list", "-q", "--no-trunc", "-f", "driver=bridge"]);
+        assert!(matches!(list, Ok(Command::Network { command: NetworkCommand::Ls(_) })));
+        assert!(matches!(
+            parse(&["network", "remove", "-f", "a", "b"]),
+            Ok(Command::Network { command: NetworkCommand::Rm(_) })
+        ));
+        assert!(matches!(
+            parse(&["network", "connect", "--alias", "db", "--ip", "10.1.0.5", "n", "c"]),
+            Ok(Command::Network { command: NetworkCommand::Connect(_) })
+        ));
+        assert!(matches!(
+            parse(&["network", "disconnect", "-f", "n", "c"]),
+            Ok(Command::Network { command: NetworkCommand::Disconnect(_) })
+        ));
+        assert!(matches!(
+            parse(&["network", "prune", "-f", "--filter", "label=a"]),
+            Ok(Command::Network { command: NetworkCommand::Prune(_) })
+        ));
+        assert!(matches!(parse(&["port", "c", "80/tcp"]), Ok(Command::Port(_))));
+        assert!(matches!(
+            parse(&["container", "port", "c"]),
+            Ok(Command::Container { command: ContainerCommand::Port(_) })
+        ));
+        assert!(parse(&["port"]).is_err());
+        assert!(parse(&["network", "rm"]).is_err());
     }
 
     #[test]

@@ -230,7 +230,7 @@ fn template_value(v: &Volume) -> Value {
 }
 
 /// Go's `sortorder.NaturalLess`: runs of digits compare as numbers.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a, b);
     loop {
         match (a.chars().next(), b.chars().next()) {

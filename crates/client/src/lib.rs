@@ -27,6 +27,7 @@ mod fake_daemon;
 mod host;
 mod image;
 mod monitor;
+mod network;
 mod pull;
 mod query;
 mod stream;

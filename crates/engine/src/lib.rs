@@ -25,6 +25,7 @@ mod identity;
 mod images;
 mod info;
 mod lock;
+pub mod networks;
 pub mod pull;
 pub mod volumes;
 
@@ -33,7 +34,7 @@ use std::sync::Arc;
 
 use kiln_types::{ErrorKind, HasKind};
 
-pub use config::Config;
+pub use config::{Config, NetworkConfig};
 pub use containers::{ContainerError, Containers};
 pub use host::{CgroupVersion, HostFacts};
 pub use images::{
@@ -41,6 +42,7 @@ pub use images::{
     ImageError, ImageFilter, ImageSummary, ImageUsers, Images, ImportRequest, LoadedImage, NoUsers,
 };
 pub use info::{ContainerCounts, EngineInfo, EngineVersion, RuntimeEntry, SecurityOption};
+pub use networks::{NetworkError, Networks};
 
 /// The engine of one state root. Dropping it releases the root.
 #[derive(Debug)]
@@ -50,6 +52,7 @@ pub struct Engine {
     images: Arc<Images>,
     containers: Arc<Containers>,
     volumes: Arc<volumes::Volumes>,
+    networks: Arc<Networks>,
     events: Arc<events::Events>,
     _lock: lock::RootLock,
 }
@@ -81,6 +84,8 @@ pub enum OpenError {
     Metadata(#[source] kiln_image::MetadataError),
     #[error("cannot open the volume store")]
     Volumes(#[source] volumes::VolumeError),
+    #[error("cannot open the networks")]
+    Networks(#[source] NetworkError),
     #[error("cannot open the container store")]
     Containers(#[source] ContainerError),
 }
@@ -96,6 +101,7 @@ impl HasKind for OpenError {
             | Self::Database { .. }
             | Self::Metadata(_)
             | Self::Containers(_)
+            | Self::Networks(_)
             | Self::Volumes(_) => ErrorKind::Internal,
         }
     }
@@ -158,18 +164,22 @@ impl Engine {
             )
             .map_err(OpenError::Volumes)?,
         );
+        let networks =
+            Networks::open(&exec_root, &config.network, Arc::clone(&database), Arc::clone(&events))
+                .map_err(OpenError::Networks)?;
         let containers = Arc::new(
             Containers::open(
                 paths,
                 Arc::clone(&images),
                 Arc::clone(&volumes),
+                Arc::clone(&networks),
                 Arc::clone(&events),
                 database,
             )
             .map_err(OpenError::Containers)?,
         );
         tracing::info!(root = %config.root.display(), exec_root = %config.exec_root.display(), id = %id, "engine opened");
-        Ok(Engine { config, id, images, containers, volumes, events, _lock: lock })
+        Ok(Engine { config, id, images, containers, volumes, networks, events, _lock: lock })
     }
 
     /// The image service.
@@ -185,6 +195,11 @@ impl Engine {
     /// The volume service.
     pub fn volumes(&self) -> &Arc<volumes::Volumes> {
         &self.volumes
+    }
+
+    /// The network service.
+    pub fn networks(&self) -> &Arc<Networks> {
+        &self.networks
     }
 
     /// The container service.

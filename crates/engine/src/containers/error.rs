@@ -50,6 +50,8 @@ pub enum ContainerError {
     Archive(super::archive::ArchiveError),
     #[error(transparent)]
     Volume(crate::volumes::VolumeError),
+    #[error(transparent)]
+    Network(#[from] crate::networks::NetworkError),
     #[error("cannot {action} {}", .path.display())]
     Io {
         action: &'static str,
@@ -98,6 +100,7 @@ impl HasKind for ContainerError {
             }
             Self::Image(err) => err.kind(),
             Self::Volume(err) => err.kind(),
+            Self::Network(err) => err.kind(),
             Self::Archive(err) => match err {
                 super::archive::ArchiveError::NotFound { .. } => ErrorKind::NotFound,
                 super::archive::ArchiveError::NotADirectory { .. }

@@ -46,12 +46,13 @@ pub use kiln_runtime::template::{MASKED_PATHS, READONLY_PATHS};
 pub use logs::{LogEntry, LogOptions, LogStream};
 pub use model::{
     ContainerRecord, ContainerState, CreateRequest, DeviceRequest, HostOptions, MountPoint,
-    MountRequest, ResourceRequest, RestartPolicy, RunConfig, UlimitRequest,
+    MountRequest, PortMapping, ResourceRequest, RestartPolicy, RunConfig, UlimitRequest,
 };
 pub use shim_link::{FrameWriter, ShimOutput};
 
 use crate::events::Events;
 use crate::images::{ImageError, Images};
+use crate::networks::{self, ContainerNetwork, EndpointConfig, Networks};
 use crate::volumes::{VolumeError, Volumes, ANONYMOUS_LABEL};
 use shim_link::{ShimPaths, ShimStream, StdioMode};
 use store::RecordStore;
@@ -276,6 +277,7 @@ pub struct Containers {
     paths: ContainerPaths,
     images: Arc<Images>,
     volumes: Arc<Volumes>,
+    networks: Arc<Networks>,
     events: Arc<Events>,
     store: RecordStore,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
@@ -315,6 +317,7 @@ impl Containers {
         paths: ContainerPaths,
         images: Arc<Images>,
         volumes: Arc<Volumes>,
+        networks: Arc<Networks>,
         events: Arc<Events>,
         db: Arc<redb::Database>,
     ) -> Result<Containers, ContainerError> {
@@ -338,6 +341,7 @@ impl Containers {
             paths,
             images,
             volumes,
+            networks,
             events,
             store,
             entries: Mutex::new(entries),
@@ -355,6 +359,19 @@ impl Containers {
             .filter(|e| lock(&e.record).state.status.is_alive())
             .cloned()
             .collect();
+        // Networks first: endpoints of containers that died while the
+        // daemon was away are released by their monitors below.
+        let known: std::collections::BTreeSet<String> =
+            lock(&self.entries).keys().cloned().collect();
+        let running: BTreeMap<String, Vec<PortMapping>> = alive
+            .iter()
+            .map(|e| {
+                let r = lock(&e.record);
+                (r.id.clone(), r.state.ports.clone())
+            })
+            .collect();
+        let networks = Arc::clone(&self.networks);
+        let _ = tokio::task::spawn_blocking(move || networks.recover(&known, &running)).await;
         for entry in alive {
             let id = lock(&entry.record).id.clone();
             tracing::info!(container = %id, "reconnecting to the shim");
@@ -436,6 +453,19 @@ impl Containers {
         name: Option<&str>,
         request: CreateRequest,
     ) -> Result<(String, Vec<String>), ContainerError> {
+        self.create_with_networks(name, request, BTreeMap::new())
+    }
+
+    /// `POST /containers/create` with the request's
+    /// `NetworkingConfig.EndpointsConfig`: network name or id → aliases and
+    /// `--ip`. The entry of the network mode's network gives its options;
+    /// the others are networks joined besides it.
+    pub fn create_with_networks(
+        &self,
+        name: Option<&str>,
+        request: CreateRequest,
+        endpoints: BTreeMap<String, EndpointConfig>,
+    ) -> Result<(String, Vec<String>), ContainerError> {
         let (image, config) =
             self.images.for_container(&request.image).map_err(|err| match err {
                 // docker-compat: the missing image is named with its tag.
@@ -457,6 +487,7 @@ impl Containers {
         };
         let mut warnings = Vec::new();
         check_request(&request, &mut warnings)?;
+        let first_network = self.check_networking(&request, &endpoints, &defaults)?;
         let mut mounts = self.plan_mounts(&request, &defaults)?;
         let id = random_hex(32);
         let name = {
@@ -500,7 +531,8 @@ impl Containers {
         };
         let prepared = self
             .prepare(&id, &image, &defaults)
-            .and_then(|()| self.fill_volumes(&image, &mut mounts));
+            .and_then(|()| self.fill_volumes(&image, &mut mounts))
+            .and_then(|()| self.join_members(&id, &name, first_network.as_ref(), &endpoints));
         if prepared.is_ok() {
             if let Ok(entry) = self.find(&id) {
                 lock(&entry.record).mounts = mounts.clone();
@@ -512,6 +544,7 @@ impl Containers {
                 lock(&self.entries).remove(&id);
                 self.remove_files(&id);
                 self.discard_anonymous(&mounts);
+                self.networks.forget(&id);
                 return Err(err);
             }
         }
@@ -520,6 +553,7 @@ impl Containers {
             lock(&self.entries).remove(&id);
             self.remove_files(&id);
             self.discard_anonymous(&mounts);
+            self.networks.forget(&id);
             return Err(err);
         }
         tracing::info!(container = %id, name = %name, image = %image.id, "container created");
@@ -862,6 +896,176 @@ impl Containers {
         doomed
     }
 
+    // ---- networks -------------------------------------------------------
+
+    /// What `create` checks of a container's networking: the network mode
+    /// names a network, endpoint settings name bridge networks (with `--ip`
+    /// an address), published ports and the MAC address parse. Returns the
+    /// network mode's bridge network, if it names one.
+    fn check_networking(
+        &self,
+        request: &CreateRequest,
+        endpoints: &BTreeMap<String, EndpointConfig>,
+        defaults: &kiln_image::ContainerConfig,
+    ) -> Result<Option<networks::NetworkRecord>, ContainerError> {
+        let mode = request.host.network_mode.as_str();
+        let not_found = |name: &str| ContainerError::InvalidRequest {
+            message: format!("network {name} not found"),
+        };
+        let first = match mode {
+            _ if request.config.network_disabled => None,
+            "host" | "none" => None,
+            m if m.starts_with("container:") => return Err(not_found(m)),
+            m => match self.networks.resolve_mode(m) {
+                Ok(record) => record,
+                Err(networks::NetworkError::NotFound { .. }) => return Err(not_found(m)),
+                Err(err) => return Err(err.into()),
+            },
+        };
+        for (network, config) in endpoints {
+            let record = match self.networks.resolve_mode(network) {
+                Ok(record) => record,
+                Err(networks::NetworkError::NotFound { .. }) => return Err(not_found(network)),
+                Err(err) => return Err(err.into()),
+            };
+            let is_first = match (&record, &first) {
+                (Some(r), Some(f)) => r.id == f.id,
+                (None, _) => network == mode,
+                _ => false,
+            };
+            if !is_first && first.is_none() {
+                return Err(networks::NetworkError::NoNetworkNamespace.into());
+            }
+            if !config.ipv4_address.is_empty()
+                && config.ipv4_address.parse::<std::net::Ipv4Addr>().is_err()
+            {
+                return Err(networks::NetworkError::InvalidAddress {
+                    address: config.ipv4_address.clone(),
+                }
+                .into());
+            }
+        }
+        requested_ports(request, defaults)?;
+        requested_mac(request)?;
+        Ok(first)
+    }
+
+    /// Records a new container as a member of its networks: the network
+    /// mode's user-defined network (and the default one when its endpoint
+    /// settings say something), and the others its endpoint settings name.
+    fn join_members(
+        &self,
+        id: &str,
+        name: &str,
+        first: Option<&networks::NetworkRecord>,
+        endpoints: &BTreeMap<String, EndpointConfig>,
+    ) -> Result<(), ContainerError> {
+        let mut first_config = None;
+        for (network, config) in endpoints {
+            let record = self.networks.resolve_mode(network)?;
+            match (record, first) {
+                (Some(r), Some(f)) if r.id == f.id => first_config = Some(config.clone()),
+                (Some(r), _) => {
+                    self.networks.add_member(&r.id, id, name, config.clone(), false)?;
+                }
+                (None, _) => {}
+            }
+        }
+        if let Some(first) = first {
+            if !first.is_predefined() || first_config.is_some() {
+                let config = first_config.unwrap_or_default();
+                self.networks.add_member(&first.id, id, name, config, true)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/connect`: a running container gets an interface
+    /// on the network now; a stopped one joins it at its next start.
+    pub async fn connect_network(
+        self: &Arc<Self>,
+        network: &str,
+        container: &str,
+        config: EndpointConfig,
+    ) -> Result<(), ContainerError> {
+        let entry = self.find(container)?;
+        let _op = entry.ops.lock().await;
+        let (id, name, alive, mode) = {
+            let r = lock(&entry.record);
+            (r.id.clone(), r.name.clone(), r.state.status.is_alive(), networks::primary_name(&r))
+        };
+        if mode == "host" {
+            return Err(networks::NetworkError::HostNetwork.into());
+        }
+        if mode == "none" || mode.starts_with("container:") {
+            return Err(networks::NetworkError::NoNetworkNamespace.into());
+        }
+        let target = self.networks.inspect(network)?;
+        let first = self.networks.resolve_mode(&mode).ok().flatten();
+        if first.is_some_and(|f| f.id == target.id) {
+            return Err(networks::NetworkError::AlreadyConnected {
+                container: name,
+                network: target.name,
+            }
+            .into());
+        }
+        let networks = Arc::clone(&self.networks);
+        tokio::task::spawn_blocking(move || {
+            if alive {
+                networks.connect_running(&id, &name, &target.id, config)
+            } else {
+                networks.add_member(&target.id, &id, &name, config, false)
+            }
+        })
+        .await
+        .map_err(|e| ContainerError::Shim { id: container.to_owned(), message: e.to_string() })??;
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`: the container leaves the network
+    /// (its interface there goes now if it runs). `force` is accepted for
+    /// Docker's sake; nothing here needs it.
+    pub async fn disconnect_network(
+        self: &Arc<Self>,
+        network: &str,
+        container: &str,
+        _force: bool,
+    ) -> Result<(), ContainerError> {
+        let entry = self.find(container)?;
+        let _op = entry.ops.lock().await;
+        let (id, name, alive, mode) = {
+            let r = lock(&entry.record);
+            (r.id.clone(), r.name.clone(), r.state.status.is_alive(), networks::primary_name(&r))
+        };
+        let target = self.networks.inspect(network)?;
+        if mode == "host" || target.driver == "host" {
+            return Err(networks::NetworkError::HostNetwork.into());
+        }
+        let networks = Arc::clone(&self.networks);
+        tokio::task::spawn_blocking(move || {
+            if alive {
+                networks.disconnect_running(&id, &name, &target.id)
+            } else {
+                networks.remove_member(&target.id, &id, &name)
+            }
+        })
+        .await
+        .map_err(|e| ContainerError::Shim { id: container.to_owned(), message: e.to_string() })??;
+        Ok(())
+    }
+
+    /// `kiln port`: the ports the container publishes while it runs.
+    pub fn port(&self, name: &str) -> Result<Vec<PortMapping>, ContainerError> {
+        Ok(lock(&self.find(name)?.record).state.ports.clone())
+    }
+
+    /// The container's networks for inspect: configured, with endpoints
+    /// while it runs.
+    pub fn networks_of(&self, name: &str) -> Result<Vec<ContainerNetwork>, ContainerError> {
+        let record = lock(&self.find(name)?.record).clone();
+        Ok(self.networks.for_container(&record))
+    }
+
     // ---- start ----------------------------------------------------------
 
     /// `POST /containers/{id}/start`. `Ok(false)`: it was already running
@@ -903,16 +1107,19 @@ impl Containers {
         let written = {
             let this = Arc::clone(self);
             let entry = Arc::clone(entry);
-            tokio::task::spawn_blocking(move || this.write_bundle(&entry)).await.unwrap_or_else(
+            tokio::task::spawn_blocking(move || this.prepare_start(&entry)).await.unwrap_or_else(
                 |e| Err(ContainerError::Shim { id: id.clone(), message: e.to_string() }),
             )
         };
-        if let Err(err) = written {
+        let ports = match written {
+            Ok(ports) => ports,
+            Err(err) => return Err(self.record_start_failure(entry, err)),
+        };
+        let _ = std::fs::remove_dir_all(&paths.state_dir);
+        if let Err(err) = std::fs::create_dir_all(&paths.state_dir) {
+            let err = ContainerError::io("create", paths.state_dir.clone())(err);
             return Err(self.record_start_failure(entry, err));
         }
-        let _ = std::fs::remove_dir_all(&paths.state_dir);
-        std::fs::create_dir_all(&paths.state_dir)
-            .map_err(ContainerError::io("create", paths.state_dir.clone()))?;
         if let Err(failure) = shim_link::spawn(&id, &paths, mode).await {
             let err = ContainerError::StartFailed {
                 message: failure.message,
@@ -951,6 +1158,7 @@ impl Containers {
         {
             let mut r = lock(&entry.record);
             r.state.status = ContainerStatus::Running;
+            r.state.ports = ports;
             r.state.pid = pid;
             r.state.started_at = now_nanos();
             r.state.exit_code = 0;
@@ -968,8 +1176,12 @@ impl Containers {
     }
 
     fn record_start_failure(&self, entry: &Entry, err: ContainerError) -> ContainerError {
+        let id = lock(&entry.record).id.clone();
+        // Whatever the start joined (namespace, addresses, ports) goes.
+        self.networks.detach(&id);
         {
             let mut r = lock(&entry.record);
+            r.state.ports.clear();
             r.state.error = err.to_string();
             if let ContainerError::StartFailed { exit_code, .. } = &err {
                 r.state.exit_code = *exit_code;
@@ -988,11 +1200,54 @@ impl Containers {
         err
     }
 
-    /// Write config.json and the /etc files for a start.
-    fn write_bundle(&self, entry: &Entry) -> Result<(), ContainerError> {
+    /// Joins the container's networks and writes its bundle; leaves the
+    /// networks again when the bundle cannot be written. Returns the ports
+    /// it publishes.
+    fn prepare_start(&self, entry: &Entry) -> Result<Vec<PortMapping>, ContainerError> {
         let record = lock(&entry.record).clone();
         let (image, config) = self.images.for_container(&record.image_id.to_string())?;
         let defaults = config.config.clone().unwrap_or_default();
+        let joined = self.join_networks(&record, &defaults)?;
+        if let Err(err) = self.write_bundle(&record, &image, &defaults, joined.as_ref()) {
+            if joined.is_some() {
+                self.networks.detach(&record.id);
+            }
+            return Err(err);
+        }
+        Ok(joined.map(|j| j.ports).unwrap_or_default())
+    }
+
+    /// A bridge-network container's namespace, addresses and published
+    /// ports; `None` for `host`, `none` and `container:…`.
+    fn join_networks(
+        &self,
+        record: &ContainerRecord,
+        defaults: &kiln_image::ContainerConfig,
+    ) -> Result<Option<networks::Joined>, ContainerError> {
+        let network = networks::primary_name(record);
+        if matches!(network.as_str(), "host" | "none") || network.starts_with("container:") {
+            return Ok(None);
+        }
+        let ports = requested_ports(&record.request, defaults)?;
+        let mac = requested_mac(&record.request)?;
+        let request = networks::JoinRequest {
+            id: &record.id,
+            name: &record.name,
+            network: &network,
+            ports,
+            mac,
+        };
+        Ok(Some(self.networks.attach(&request)?))
+    }
+
+    /// Write config.json and the /etc files for a start.
+    fn write_bundle(
+        &self,
+        record: &ContainerRecord,
+        image: &kiln_image::ImageRecord,
+        defaults: &kiln_image::ContainerConfig,
+        joined: Option<&networks::Joined>,
+    ) -> Result<(), ContainerError> {
         let bundle = self.paths.bundles.join(&record.id);
         let cid: kiln_types::ContainerId = record
             .id
@@ -1016,10 +1271,12 @@ impl Containers {
             "" => record.id[..12].to_owned(),
             h => h.to_owned(),
         };
-        let network = match record.request.host.network_mode.as_str() {
-            "host" => oci::NetworkPlan::Host,
+        let network = match (record.request.host.network_mode.as_str(), joined) {
+            (_, Some(joined)) => oci::NetworkPlan::Join(joined.netns.clone()),
+            ("host", None) => oci::NetworkPlan::Host,
             _ => oci::NetworkPlan::Private,
         };
+        let endpoints = joined.map_or(&[][..], |j| j.endpoints.as_slice());
         let etc = oci::EtcFiles {
             hostname: bundle.join("hostname"),
             hosts: bundle.join("hosts"),
@@ -1032,10 +1289,14 @@ impl Containers {
                 &hostname,
                 &record.request.host.extra_hosts,
                 network == oci::NetworkPlan::Host,
+                endpoints,
             )
             .as_bytes(),
         )?;
-        write_file(&etc.resolv_conf, resolv_conf(&record.request.host).as_bytes())?;
+        write_file(
+            &etc.resolv_conf,
+            resolv_conf(&record.request.host, joined.is_some()).as_bytes(),
+        )?;
         let mut volume_mounts = Vec::new();
         for m in &record.mounts {
             let mount = match m.kind.as_str() {
@@ -1098,14 +1359,14 @@ impl Containers {
         }
         let devices = host_devices(&record.request.host.devices)?;
         let inputs = oci::SpecInputs {
-            record: &record,
-            image: &defaults,
+            record,
+            image: defaults,
             user,
             hostname,
             etc: Some(etc),
             network,
             default_shm: self.default_shm_size(record.request.host.resources.memory),
-            cgroups_path: cgroups_path(&record),
+            cgroups_path: cgroups_path(record),
             devices,
             volume_mounts,
         };
@@ -1176,6 +1437,7 @@ impl Containers {
             r.state.exit_code = i64::from(exit.exit_code);
             r.state.oom_killed = exit.oom_killed;
             r.state.pid = 0;
+            r.state.ports.clear();
             r.state.finished_at =
                 kiln_shim::logfile::parse_time(&exit.finished_at).unwrap_or_else(now_nanos);
             let restarting = entry.restarting.load(std::sync::atomic::Ordering::SeqCst);
@@ -1188,6 +1450,11 @@ impl Containers {
             }
         }
         tracing::info!(container = %id, exit_code = exit.exit_code, "container exited");
+        // Off its networks before anyone waiting hears of the exit: a
+        // restart that follows finds the namespace, veths and ports free.
+        let networks = Arc::clone(&self.networks);
+        let released = id.clone();
+        let _ = tokio::task::spawn_blocking(move || networks.detach(&released)).await;
         let volumes: Vec<String> = lock(&entry.record)
             .mounts
             .iter()
@@ -1658,6 +1925,9 @@ impl Containers {
         lock(&entry.record).state.status = ContainerStatus::Removing;
         self.store.delete(&id)?;
         lock(&self.entries).remove(&id);
+        // Normally its exit did this; not when the kill above timed out.
+        self.networks.detach(&id);
+        self.networks.forget(&id);
         lock(&self.execs).retain(|_, e| e.container_id != id);
         let this_paths = self.shim_paths(&id);
         let _ = nix::mount::umount2(
@@ -2488,15 +2758,28 @@ fn check_request(
             message: "can't create 'AutoRemove' container with restart policy".into(),
         });
     }
-    match request.host.network_mode.as_str() {
-        "" | "default" | "none" | "host" | "bridge" => {}
-        other => {
-            return Err(ContainerError::InvalidRequest {
-                message: format!("network {other} not found"),
-            })
-        }
-    }
     Ok(())
+}
+
+/// The ports a container publishes (`-p`, and `-P` with the image's and
+/// the request's exposed ports), checked.
+fn requested_ports(
+    request: &CreateRequest,
+    defaults: &kiln_image::ContainerConfig,
+) -> Result<Vec<kiln_network::PortBinding>, ContainerError> {
+    let exposed = defaults.exposed_ports.keys().chain(request.config.exposed_ports.iter());
+    networks::port_bindings(&request.host.port_bindings, request.host.publish_all_ports, exposed)
+        .map_err(|err| ContainerError::InvalidRequest { message: err.to_string() })
+}
+
+/// `--mac-address`, checked; `None` when not given.
+fn requested_mac(request: &CreateRequest) -> Result<Option<[u8; 6]>, ContainerError> {
+    match request.config.mac_address.as_str() {
+        "" => Ok(None),
+        text => networks::parse_mac(text).map(Some).ok_or_else(|| ContainerError::InvalidRequest {
+            message: format!("invalid MAC address: {text}"),
+        }),
+    }
 }
 
 fn cgroups_path(record: &ContainerRecord) -> String {
@@ -2505,7 +2788,15 @@ fn cgroups_path(record: &ContainerRecord) -> String {
     format!("/{parent}/{}", record.id)
 }
 
-fn hosts_file(hostname: &str, extra: &[String], host_network: bool) -> String {
+/// The container's /etc/hosts: loopback names, `--add-host` entries, and
+/// its hostname on each address it has on a network (with its aliases
+/// there), or on 127.0.1.1 without one.
+fn hosts_file(
+    hostname: &str,
+    extra: &[String],
+    host_network: bool,
+    endpoints: &[(String, networks::Endpoint)],
+) -> String {
     if host_network {
         if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
             return text;
@@ -2519,12 +2810,27 @@ fn hosts_file(hostname: &str, extra: &[String], host_network: bool) -> String {
             text.push_str(&format!("{ip}\t{host}\n"));
         }
     }
-    text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    if endpoints.is_empty() {
+        text.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    }
+    for (_, endpoint) in endpoints {
+        let mut names = vec![hostname];
+        names.extend(endpoint.aliases.iter().map(String::as_str).filter(|a| *a != hostname));
+        text.push_str(&format!("{}\t{}\n", endpoint.ip, names.join(" ")));
+    }
     text
 }
 
-fn resolv_conf(host: &HostOptions) -> String {
-    let base = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+/// The container's /etc/resolv.conf: the host's, with `--dns`,
+/// `--dns-search` and `--dns-option` over it. On a bridge network, loopback
+/// name servers (a local cache such as systemd-resolved's 127.0.0.53) are
+/// unreachable from the container and left out, as Docker does; when none
+/// is left, Google's public servers stand in.
+fn resolv_conf(host: &HostOptions, bridged: bool) -> String {
+    let mut base = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if bridged {
+        base = without_loopback_servers(&base);
+    }
     if host.dns.is_empty() && host.dns_search.is_empty() && host.dns_options.is_empty() {
         return base;
     }
@@ -2543,6 +2849,38 @@ fn resolv_conf(host: &HostOptions) -> String {
     }
     if !host.dns_options.is_empty() {
         text.push_str(&format!("options {}\n", host.dns_options.join(" ")));
+    }
+    text
+}
+
+/// `resolv` without loopback `nameserver` lines; systemd-resolved's own
+/// list of upstream servers when the host's file only names its stub.
+fn without_loopback_servers(resolv: &str) -> String {
+    let is_loopback = |line: &str| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("nameserver")
+            && words
+                .next()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .is_some_and(|ip| ip.is_loopback())
+    };
+    let servers =
+        |text: &str| text.lines().filter(|l| l.trim_start().starts_with("nameserver")).count();
+    let kept: Vec<&str> = resolv.lines().filter(|l| !is_loopback(l)).collect();
+    let mut text: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    if servers(&text) == 0 && servers(resolv) > 0 {
+        if let Ok(upstream) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            if upstream.lines().any(|l| l.starts_with("nameserver") && !is_loopback(l)) {
+                return upstream
+                    .lines()
+                    .filter(|l| !is_loopback(l))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+            }
+        }
+    }
+    if servers(&text) == 0 {
+        text.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
     }
     text
 }
@@ -2609,4 +2947,38 @@ fn host_memory() -> i64 {
                 .and_then(|kb| kb.parse::<i64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod network_files_tests {
+    use super::*;
+
+    #[test]
+    fn loopback_name_servers_are_dropped_on_a_bridge_and_google_stands_in() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n";
+        assert_eq!(
+            without_loopback_servers(host),
+            "search lan\nnameserver 10.0.0.2\noptions edns0\n"
+        );
+        let only_local = "nameserver ::1\nnameserver 127.0.0.1\n";
+        let fallback = without_loopback_servers(only_local);
+        assert!(!fallback.contains("127.0.0.1") && !fallback.contains("::1"), "{fallback}");
+        assert!(fallback.contains("nameserver "), "{fallback}");
+        assert_eq!(without_loopback_servers(""), "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+
+    #[test]
+    fn hosts_name_the_container_on_each_address_with_its_aliases() {
+        let endpoint = networks::Endpoint {
+            ip: "172.18.0.5".into(),
+            aliases: vec!["db".into(), "web1".into()],
+            ..networks::Endpoint::default()
+        };
+        let text = hosts_file("web1", &["gw:10.0.0.1".into()], false, &[("n".into(), endpoint)]);
+        assert!(text.starts_with("127.0.0.1\tlocalhost\n"), "{text}");
+        assert!(text.contains("10.0.0.1\tgw\n"), "{text}");
+        assert!(text.ends_with("172.18.0.5\tweb1 db\n"), "{text}");
+        assert!(!text.contains("127.0.1.1"), "{text}");
+        assert!(hosts_file("web1", &[], false, &[]).ends_with("127.0.1.1\tweb1\n"));
+    }
 }

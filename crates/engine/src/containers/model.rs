@@ -21,6 +21,23 @@ pub struct CreateRequest {
     pub host: HostOptions,
 }
 
+/// A published port while the container runs: the host side Kiln bound.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub container_port: u16,
+    pub proto: kiln_network::Proto,
+    /// `0.0.0.0` for every address of the host.
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+impl PortMapping {
+    /// The container side as an API key (`80/tcp`).
+    pub fn key(&self) -> kiln_network::PortKey {
+        kiln_network::PortKey { port: self.container_port, proto: self.proto }
+    }
+}
+
 /// The container side of the request (Docker's `Config`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -169,6 +186,9 @@ pub struct ContainerState {
     pub restart_count: i64,
     /// Stopped by the user (so `unless-stopped` stays down).
     pub stopped_by_user: bool,
+    /// Published ports of the current run, in the order they were asked
+    /// for; empty when the container does not run.
+    pub ports: Vec<PortMapping>,
 }
 
 /// A container as stored: its identity, request, resolved image and state.

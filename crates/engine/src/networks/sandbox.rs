@@ -1,0 +1,782 @@
+//! A container's place on its networks, in the kernel: its network
+//! namespace (`<exec-root>/netns/<id>`), a veth pair per network, its
+//! addresses, and the host ports it publishes.
+//!
+//! [`Networks::attach`] does it all before the container's process exists
+//! (the runtime then joins the namespace by path) and undoes what it did
+//! when a step fails; [`Networks::detach`] undoes it when the container
+//! stops: the DNAT rules first, then the ports' reservations, then the
+//! addresses, the veths and the namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+
+use kiln_network::ipam::{Allocator, IpamError, Subnet};
+use kiln_network::ports::{self, PortBinding, PortError, PortReservation};
+use kiln_network::sysctl;
+use kiln_sys::netlink::{Netlink, VethPlan};
+use kiln_sys::netns;
+
+use super::{
+    allocator_of, find, format_mac, host_ip_text, lock, mac_for, parse_ip, Endpoint,
+    EndpointConfig, Inner, NetworkError, NetworkRecord, Networks,
+};
+use crate::containers::model::PortMapping;
+
+/// A port published by a running container, and the socket holding it.
+#[derive(Debug)]
+pub(super) struct Published {
+    pub(super) mapping: PortMapping,
+    pub(super) host_ip: Option<IpAddr>,
+    /// The container's address on its first network: where the DNAT goes.
+    pub(super) container_ip: Ipv4Addr,
+    /// Held until the port's rules are gone; `None` for sctp, and for a
+    /// port a restarted daemon could not bind again.
+    _reservation: Option<PortReservation>,
+}
+
+/// A stopped container's kernel objects on their way out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Releasing {
+    /// (network id, address): taken until the veths are gone.
+    addresses: Vec<(String, Ipv4Addr)>,
+    veths: Vec<String>,
+    /// A thread is deleting them now.
+    in_progress: bool,
+}
+
+impl Releasing {
+    /// Its addresses on network `network`.
+    pub(super) fn addresses<'a>(&'a self, network: &'a str) -> impl Iterator<Item = Ipv4Addr> + 'a {
+        self.addresses.iter().filter(move |(n, _)| n == network).map(|(_, ip)| *ip)
+    }
+}
+
+/// One line of a container's endpoints file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SavedEndpoint {
+    network: String,
+    endpoint: Endpoint,
+}
+
+/// Puts the endpoints files of a previous daemon back into the records, for
+/// [`Networks::recover`] to judge.
+pub(super) fn load_endpoints(dir: &Path, networks: &mut BTreeMap<String, NetworkRecord>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let saved: Vec<SavedEndpoint> = match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        {
+            Ok(saved) => saved,
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "skipping a damaged endpoints file");
+                continue;
+            }
+        };
+        for SavedEndpoint { network, endpoint } in saved {
+            if let Some(record) = networks.get_mut(&network) {
+                record.endpoints.insert(endpoint.container_id.clone(), endpoint);
+            }
+        }
+    }
+}
+
+/// Deletes host veths (their container ends go with them) and a
+/// namespace; what is already gone is fine.
+fn unplug(veths: &[String], netns: &Path) {
+    if !veths.is_empty() {
+        match Netlink::open() {
+            Ok(nl) => {
+                for veth in veths {
+                    if let Err(err) = nl.delete_link(veth) {
+                        tracing::warn!(veth = %veth, error = %err, "cannot delete a veth");
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot delete veths"),
+        }
+    }
+    if let Err(err) = netns::remove_named(netns) {
+        tracing::warn!(path = %netns.display(), error = %err, "cannot remove a network namespace");
+    }
+}
+
+/// A published port of a container that survived a daemon restart, held
+/// again; a port someone took meanwhile keeps its rule but is not held.
+fn hold_again(id: &str, mapping: &PortMapping, container_ip: Ipv4Addr) -> Published {
+    let host_ip = mapping.host_ip.parse::<IpAddr>().ok().filter(|ip| !ip.is_unspecified());
+    let reservation = match PortReservation::bind(mapping.proto, host_ip, mapping.host_port) {
+        Ok(r) => Some(r),
+        Err(err) => {
+            tracing::warn!(container = %id, port = mapping.host_port, error = %err, "cannot hold a published port again");
+            None
+        }
+    };
+    Published { mapping: mapping.clone(), host_ip, container_ip, _reservation: reservation }
+}
+
+/// A published port as a running container would hold it, without the
+/// socket, for tests of the plans built from it.
+#[cfg(test)]
+pub(super) fn tests_published(binding: &PortBinding, container_ip: Ipv4Addr) -> Published {
+    Published {
+        mapping: PortMapping {
+            container_port: binding.container_port,
+            proto: binding.proto,
+            host_ip: host_ip_text(binding.host_ip),
+            host_port: binding.host_port.unwrap_or(0),
+        },
+        host_ip: binding.host_ip,
+        container_ip,
+        _reservation: None,
+    }
+}
+
+/// What a starting container asks of its networks.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinRequest<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// Its network mode: the first network's name or id.
+    pub network: &'a str,
+    pub ports: Vec<PortBinding>,
+    /// `--mac-address`, for the first network.
+    pub mac: Option<[u8; 6]>,
+}
+
+/// A container joined to its networks.
+#[derive(Debug, Clone)]
+pub(crate) struct Joined {
+    /// The namespace the runtime joins.
+    pub netns: PathBuf,
+    /// Network names and endpoints, the first network first.
+    pub endpoints: Vec<(String, Endpoint)>,
+    pub ports: Vec<PortMapping>,
+}
+
+impl Networks {
+    /// `<exec-root>/netns/<id>`.
+    pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
+        self.netns_dir.join(id)
+    }
+
+    /// Joins a starting container to its networks: the one its mode names,
+    /// then the others it is a member of. Nothing is left behind on error.
+    pub(crate) fn attach(&self, request: &JoinRequest<'_>) -> Result<Joined, NetworkError> {
+        let id = request.id;
+        let netns = self.netns_path(id);
+        let mut inner = self.settled(id);
+        let first = find(&inner.networks, request.network)?.clone();
+        if !first.is_bridge() {
+            return Err(NetworkError::NoNetworkNamespace);
+        }
+        let mut joining = vec![first.clone()];
+        let mut others: Vec<NetworkRecord> = inner
+            .networks
+            .values()
+            .filter(|n| n.id != first.id && n.is_bridge() && n.members.contains_key(id))
+            .cloned()
+            .collect();
+        others.sort_by(|a, b| a.name.cmp(&b.name));
+        joining.extend(others);
+
+        // Ports first: the likeliest failure, and nothing to undo.
+        let mut published = Vec::with_capacity(request.ports.len());
+        for binding in &request.ports {
+            published.push(reserve(binding)?);
+        }
+        for network in &joining {
+            self.ensure_bridge(&mut inner, network)?;
+        }
+        // A namespace left by a crash is not this run's.
+        let _ = netns::remove_named(&netns);
+        netns::create_named(&netns)
+            .map_err(|source| NetworkError::Namespace { container: id.to_owned(), source })?;
+        let nl = Netlink::open().map_err(|source| NetworkError::Attach {
+            container: request.name.to_owned(),
+            network: first.name.clone(),
+            source,
+        })?;
+        let mut plugged: Vec<String> = Vec::new();
+        let mut joined = Ok(());
+        for (index, network) in joining.iter_mut().enumerate() {
+            let config = network.members.get(id).cloned().unwrap_or_default();
+            let mac = request.mac.filter(|_| index == 0);
+            let plugged_one = allocator_of(&inner, network).and_then(|mut allocator| {
+                plug(&nl, network, &mut allocator, &netns, request, &config, index, mac)
+            });
+            match plugged_one {
+                Ok(endpoint) => {
+                    plugged.push(endpoint.host_veth.clone());
+                    network.endpoints.insert(id.to_owned(), endpoint);
+                }
+                Err(err) => {
+                    joined = Err(err);
+                    break;
+                }
+            }
+        }
+        if let Err(err) = joined {
+            unplug(&plugged, &netns);
+            return Err(err);
+        }
+        let first_ip = joining[0]
+            .endpoints
+            .get(id)
+            .and_then(|e| e.ip.parse().ok())
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        for port in &mut published {
+            port.container_ip = first_ip;
+        }
+        let ports: Vec<PortMapping> = published.iter().map(|p| p.mapping.clone()).collect();
+
+        let before: Vec<NetworkRecord> =
+            joining.iter().filter_map(|n| inner.networks.get(&n.id).cloned()).collect();
+        for network in &joining {
+            inner.networks.insert(network.id.clone(), network.clone());
+        }
+        inner.published.insert(id.to_owned(), published);
+        let committed =
+            self.save_endpoints(&inner, id).and_then(|()| self.sync_firewall(&mut inner));
+        if let Err(err) = committed {
+            for network in before {
+                inner.networks.insert(network.id.clone(), network);
+            }
+            inner.published.remove(id);
+            let _ = self.save_endpoints(&inner, id);
+            if let Err(undo) = self.sync_firewall(&mut inner) {
+                tracing::warn!(container = %id, error = %undo, "cannot take the firewall back");
+            }
+            unplug(&plugged, &netns);
+            return Err(err);
+        }
+        drop(inner);
+        for network in &joining {
+            self.emit(network, "connect", Some(id));
+        }
+        Ok(Joined {
+            netns,
+            endpoints: joining
+                .iter()
+                .filter_map(|n| n.endpoints.get(id).map(|e| (n.name.clone(), e.clone())))
+                .collect(),
+            ports,
+        })
+    }
+
+    /// Takes a stopped (or never started) container off its networks: its
+    /// DNAT rules, then its port reservations, now; its veths and
+    /// namespace on a thread of their own (deleting a veth waits for the
+    /// kernel's RCU grace periods, tens of milliseconds that a `run --rm`
+    /// need not wait for), its addresses staying taken until they are
+    /// gone. Idempotent; failures are logged, since the container is gone
+    /// either way.
+    pub(crate) fn detach(&self, id: &str) {
+        let mut inner = lock(&self.inner);
+        let netns = self.netns_path(id);
+        let ports = inner.published.remove(id);
+        let mut releasing = inner.releasing.remove(id).unwrap_or_default();
+        let mut changed = Vec::new();
+        for network in inner.networks.values_mut() {
+            if let Some(endpoint) = network.endpoints.remove(id) {
+                if let Ok(ip) = endpoint.ip.parse() {
+                    releasing.addresses.push((network.id.clone(), ip));
+                }
+                releasing.veths.push(endpoint.host_veth);
+                changed.push(network.clone());
+            }
+        }
+        if changed.is_empty() && ports.is_none() && releasing.veths.is_empty() && !netns.exists() {
+            return;
+        }
+        let in_progress = releasing.in_progress;
+        inner.releasing.insert(id.to_owned(), releasing);
+        if let Err(err) = self.save_endpoints(&inner, id) {
+            tracing::warn!(container = %id, error = %err, "cannot record the released endpoints");
+        }
+        // The rules first, then the reservations: a connection arriving in
+        // between is refused instead of reaching whoever takes the port.
+        if let Err(err) = self.sync_firewall(&mut inner) {
+            tracing::warn!(container = %id, error = %err, "cannot update the firewall");
+        }
+        drop(ports);
+        drop(inner);
+        for network in &changed {
+            self.emit(network, "disconnect", Some(id));
+        }
+        if in_progress {
+            return;
+        }
+        let me = self.me.clone();
+        let owned = id.to_owned();
+        let spawned =
+            std::thread::Builder::new().name("kiln-netns-release".into()).spawn(move || {
+                if let Some(networks) = me.upgrade() {
+                    networks.finish_release(&owned);
+                }
+            });
+        if spawned.is_err() {
+            self.finish_release(id);
+        }
+    }
+
+    /// Deletes a stopped container's veths and namespace, then frees its
+    /// addresses. Does nothing when a start of the same container took the
+    /// work over.
+    fn finish_release(&self, id: &str) {
+        let job = {
+            let mut inner = lock(&self.inner);
+            match inner.releasing.get_mut(id) {
+                Some(job) if !job.in_progress => {
+                    job.in_progress = true;
+                    job.veths.clone()
+                }
+                _ => return,
+            }
+        };
+        unplug(&job, &self.netns_path(id));
+        lock(&self.inner).releasing.remove(id);
+        self.released.notify_all();
+    }
+
+    /// The lock, once container `id` has nothing left being released: a
+    /// restart waits for the release in progress, or does a pending one
+    /// itself, so that its namespace path and veth names are free.
+    fn settled(&self, id: &str) -> std::sync::MutexGuard<'_, Inner> {
+        let mut inner = lock(&self.inner);
+        while inner.releasing.get(id).is_some_and(|job| job.in_progress) {
+            inner = self.released.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+        if let Some(job) = inner.releasing.remove(id) {
+            unplug(&job.veths, &self.netns_path(id));
+        }
+        inner
+    }
+
+    /// Writes which endpoints container `id` has (no fsync: the file lives
+    /// as long as the namespaces it describes, in the exec-root), or removes
+    /// the file when it has none.
+    pub(super) fn save_endpoints(&self, inner: &Inner, id: &str) -> Result<(), NetworkError> {
+        let path = self.endpoints_dir.join(format!("{id}.json"));
+        let saved: Vec<SavedEndpoint> = inner
+            .networks
+            .values()
+            .filter_map(|n| {
+                n.endpoints
+                    .get(id)
+                    .map(|e| SavedEndpoint { network: n.id.clone(), endpoint: e.clone() })
+            })
+            .collect();
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| NetworkError::Io { action, path, source }
+        };
+        if saved.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io("remove", &path)(err))
+                }
+                _ => Ok(()),
+            };
+        }
+        let json = serde_json::to_vec(&saved).map_err(|e| io("encode", &path)(e.into()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("write", &path))
+    }
+
+    /// `network connect` of a running container: one more interface in its
+    /// namespace, and membership for its next starts.
+    pub(crate) fn connect_running(
+        &self,
+        id: &str,
+        name: &str,
+        network: &str,
+        config: EndpointConfig,
+    ) -> Result<NetworkRecord, NetworkError> {
+        let mut inner = lock(&self.inner);
+        let mut record = find(&inner.networks, network)?.clone();
+        if record.driver == "host" {
+            return Err(NetworkError::HostNetwork);
+        }
+        if !record.is_bridge() {
+            return Err(NetworkError::NoNetworkNamespace);
+        }
+        if record.endpoints.contains_key(id) {
+            return Err(NetworkError::AlreadyConnected {
+                container: name.to_owned(),
+                network: record.name,
+            });
+        }
+        let netns = self.netns_path(id);
+        let index = inner
+            .networks
+            .values()
+            .filter_map(|n| n.endpoints.get(id))
+            .filter_map(|e| e.interface.strip_prefix("eth")?.parse::<usize>().ok())
+            .max()
+            .map(|n| n + 1);
+        // No interface yet: the container was started without a namespace
+        // of its own to add to (`none`, `host`).
+        let Some(index) = index else { return Err(NetworkError::NoNetworkNamespace) };
+        self.ensure_bridge(&mut inner, &record)?;
+        let nl = Netlink::open().map_err(|source| NetworkError::Attach {
+            container: name.to_owned(),
+            network: record.name.clone(),
+            source,
+        })?;
+        let request = JoinRequest { id, name, network, ports: Vec::new(), mac: None };
+        let mut allocator = allocator_of(&inner, &record)?;
+        let endpoint = plug(&nl, &record, &mut allocator, &netns, &request, &config, index, None)?;
+        let before = record.clone();
+        record.members.insert(id.to_owned(), config);
+        record.endpoints.insert(id.to_owned(), endpoint.clone());
+        inner.networks.insert(record.id.clone(), record.clone());
+        let committed = self
+            .store
+            .put_all(&[&record])
+            .and_then(|()| self.save_endpoints(&inner, id))
+            .and_then(|()| self.sync_firewall(&mut inner));
+        if let Err(err) = committed {
+            inner.networks.insert(before.id.clone(), before.clone());
+            let _ = self.store.put_all(&[&before]);
+            let _ = self.save_endpoints(&inner, id);
+            let _ = self.sync_firewall(&mut inner);
+            let _ = nl.delete_link(&endpoint.host_veth);
+            return Err(err);
+        }
+        drop(inner);
+        self.emit(&record, "connect", Some(id));
+        Ok(record)
+    }
+
+    /// `network disconnect` of a running container: its interface on the
+    /// network goes, and so does its membership. Ports published to its
+    /// address there stop answering.
+    pub(crate) fn disconnect_running(
+        &self,
+        id: &str,
+        name: &str,
+        network: &str,
+    ) -> Result<NetworkRecord, NetworkError> {
+        let mut inner = lock(&self.inner);
+        let mut record = find(&inner.networks, network)?.clone();
+        if record.driver == "host" {
+            return Err(NetworkError::HostNetwork);
+        }
+        let endpoint = record.endpoints.remove(id);
+        let member = record.members.remove(id);
+        if endpoint.is_none() && member.is_none() {
+            return Err(NetworkError::NotConnected {
+                container: name.to_owned(),
+                network: record.name,
+            });
+        }
+        self.store.put_all(&[&record])?;
+        inner.networks.insert(record.id.clone(), record.clone());
+        let Some(endpoint) = endpoint else { return Ok(record) };
+        if let Err(err) = self.save_endpoints(&inner, id) {
+            tracing::warn!(container = %id, error = %err, "cannot record the released endpoint");
+        }
+        let ip: Ipv4Addr = endpoint.ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let dropped: Vec<Published> = match inner.published.get_mut(id) {
+            Some(list) => {
+                let (gone, kept): (Vec<Published>, Vec<Published>) =
+                    std::mem::take(list).into_iter().partition(|p| p.container_ip == ip);
+                *list = kept;
+                gone
+            }
+            None => Vec::new(),
+        };
+        if let Err(err) = self.sync_firewall(&mut inner) {
+            tracing::warn!(container = %id, error = %err, "cannot update the firewall");
+        }
+        drop(dropped);
+        // Deleted while the lock is held: the address is free once it is
+        // released, and the veth must be gone by then.
+        if let Err(err) = Netlink::open().and_then(|nl| nl.delete_link(&endpoint.host_veth)) {
+            tracing::warn!(container = %id, veth = %endpoint.host_veth, error = %err, "cannot delete a veth");
+        }
+        drop(inner);
+        self.emit(&record, "disconnect", Some(id));
+        Ok(record)
+    }
+
+    /// After a daemon start: keeps the endpoints of containers in `alive`
+    /// (by id, with their published ports) whose namespace is still there,
+    /// releases every other endpoint and forgets members that are not in
+    /// `known`; deletes namespaces and `kv…` veths of this daemon's bridges
+    /// that belong to no one; holds the ports again; re-applies the table.
+    pub(crate) fn recover(
+        &self,
+        known: &BTreeSet<String>,
+        alive: &BTreeMap<String, Vec<PortMapping>>,
+    ) {
+        let mut inner = lock(&self.inner);
+        let mut changed = Vec::new();
+        let mut dropped = BTreeSet::new();
+        for network in inner.networks.values_mut() {
+            let members = network.members.len();
+            network.endpoints.retain(|cid, _| {
+                let keep = alive.contains_key(cid) && self.netns_path(cid).exists();
+                if !keep {
+                    dropped.insert(cid.clone());
+                }
+                keep
+            });
+            network.members.retain(|cid, _| known.contains(cid));
+            if members != network.members.len() {
+                changed.push(network.clone());
+            }
+        }
+        let refs: Vec<&NetworkRecord> = changed.iter().collect();
+        if let Err(err) = self.store.put_all(&refs) {
+            tracing::warn!(error = %err, "cannot forget the members of removed containers");
+        }
+        for id in &dropped {
+            if let Err(err) = self.save_endpoints(&inner, id) {
+                tracing::warn!(container = %id, error = %err, "cannot record released endpoints");
+            }
+        }
+        for entry in std::fs::read_dir(&self.endpoints_dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let id = name.strip_suffix(".json").unwrap_or(&name);
+            if !inner.networks.values().any(|n| n.endpoints.contains_key(id)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        for entry in std::fs::read_dir(&self.netns_dir).into_iter().flatten().flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let kept = inner.networks.values().any(|n| n.endpoints.contains_key(&id));
+            if !kept {
+                if let Err(err) = netns::remove_named(&entry.path()) {
+                    tracing::warn!(container = %id, error = %err, "cannot remove a leftover network namespace");
+                }
+            }
+        }
+        for (id, mappings) in alive {
+            let first_ip = inner
+                .networks
+                .values()
+                .filter_map(|n| n.endpoints.get(id))
+                .find(|e| e.interface == "eth0")
+                .and_then(|e| e.ip.parse::<Ipv4Addr>().ok());
+            let Some(container_ip) = first_ip else { continue };
+            let held: Vec<Published> =
+                mappings.iter().map(|m| hold_again(id, m, container_ip)).collect();
+            if !held.is_empty() {
+                inner.published.insert(id.clone(), held);
+            }
+        }
+        sweep_veths(&inner);
+        inner.firewall.invalidate();
+        if let Err(err) = self.sync_firewall(&mut inner) {
+            tracing::warn!(error = %err, "cannot re-apply the firewall");
+        }
+    }
+
+    /// Creates `network`'s bridge with its gateway address, up, with
+    /// `route_localnet` (for ports published on 127.0.0.1), unless this
+    /// daemon did already and it is still there.
+    fn ensure_bridge(
+        &self,
+        inner: &mut Inner,
+        network: &NetworkRecord,
+    ) -> Result<(), NetworkError> {
+        let failed = |source: std::io::Error| NetworkError::Bridge {
+            bridge: network.bridge.clone(),
+            network: network.name.clone(),
+            source,
+        };
+        let nl = Netlink::open().map_err(failed)?;
+        if inner.bridges_ready.contains(&network.bridge)
+            && nl.link_index(&network.bridge).map_err(failed)?.is_some()
+        {
+            return Ok(());
+        }
+        let subnet: Subnet = network.subnet.parse()?;
+        let gateway: Ipv4Addr =
+            network.gateway.parse().unwrap_or_else(|_| subnet.default_gateway());
+        nl.create_bridge(&network.bridge, None).map_err(failed)?;
+        nl.add_address(&network.bridge, gateway, subnet.prefix_len()).map_err(failed)?;
+        nl.set_up(&network.bridge).map_err(failed)?;
+        sysctl::enable_route_localnet(&network.bridge).map_err(NetworkError::Sysctl)?;
+        tracing::info!(network = %network.name, bridge = %network.bridge, subnet = %subnet, "bridge up");
+        inner.bridges_ready.insert(network.bridge.clone());
+        Ok(())
+    }
+}
+
+/// Deletes a bridge (a network removed, the default bridge at shutdown).
+pub(super) fn delete_bridge(bridge: &str) -> std::io::Result<()> {
+    if bridge.is_empty() {
+        return Ok(());
+    }
+    Netlink::open()?.delete_link(bridge)
+}
+
+/// Holds a host port for `binding`: the one asked for, or a free one.
+fn reserve(binding: &PortBinding) -> Result<Published, NetworkError> {
+    if binding.host_ip.is_some_and(|ip| ip.is_ipv6() && !ip.is_unspecified()) {
+        return Err(NetworkError::Unsupported {
+            message: format!(
+                "cannot publish port {} on an IPv6 address: Kiln's networks are IPv4 only",
+                binding.key()
+            ),
+        });
+    }
+    // `[::]` means every address, as `0.0.0.0` does: Kiln publishes on IPv4.
+    let host_ip = binding.host_ip.filter(|ip| !ip.is_unspecified());
+    let (port, reservation) = match binding.host_port {
+        Some(port) => (port, PortReservation::bind(binding.proto, host_ip, port)?),
+        None => {
+            let port = ports::pick_free_port(binding.proto, host_ip).map_err(|source| {
+                PortError::Bind {
+                    proto: binding.proto,
+                    addr: std::net::SocketAddr::new(
+                        host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                        0,
+                    ),
+                    source,
+                }
+            })?;
+            (port, PortReservation::bind(binding.proto, host_ip, port)?)
+        }
+    };
+    Ok(Published {
+        mapping: PortMapping {
+            container_port: binding.container_port,
+            proto: binding.proto,
+            host_ip: host_ip_text(host_ip),
+            host_port: port,
+        },
+        host_ip,
+        container_ip: Ipv4Addr::UNSPECIFIED,
+        _reservation: Some(reservation),
+    })
+}
+
+/// The host end of a container's veth on a network: `kv` and 11 hex
+/// digits, from the container's id on its first network and from both ids
+/// on the others, so that it is unique on the host and known again after a
+/// restart.
+fn veth_name(container: &str, network: &str, index: usize) -> String {
+    if index == 0 {
+        format!("kv{}", &container[..11.min(container.len())])
+    } else {
+        format!("kv{}{}", &container[..8.min(container.len())], &network[..3.min(network.len())])
+    }
+}
+
+/// Puts a container on `network` as interface `eth<index>`: an address
+/// (`--ip` or the next free), a veth into the bridge with hairpin mode, and
+/// on its first network (unless internal) the default route.
+#[allow(clippy::too_many_arguments)]
+fn plug(
+    nl: &Netlink,
+    network: &NetworkRecord,
+    allocator: &mut Allocator,
+    netns: &Path,
+    request: &JoinRequest<'_>,
+    config: &EndpointConfig,
+    index: usize,
+    mac: Option<[u8; 6]>,
+) -> Result<Endpoint, NetworkError> {
+    let failed = |source: std::io::Error| NetworkError::Attach {
+        container: request.name.to_owned(),
+        network: network.name.clone(),
+        source,
+    };
+    let subnet: Subnet = network.subnet.parse()?;
+    let gateway: Ipv4Addr = network.gateway.parse().unwrap_or_else(|_| subnet.default_gateway());
+    let ip = match parse_ip(&config.ipv4_address)? {
+        Some(ip) => {
+            allocator.reserve(ip)?;
+            ip
+        }
+        None => allocator.allocate().ok_or_else(|| IpamError::Exhausted {
+            network: network.name.clone(),
+            id: network.id.clone(),
+        })?,
+    };
+    let mac = mac.unwrap_or_else(|| mac_for(ip));
+    let host_veth = veth_name(request.id, &network.id, index);
+    let interface = format!("eth{index}");
+    let prefix_len = subnet.prefix_len();
+    if index == 0 && !network.internal {
+        let plan = VethPlan {
+            bridge: &network.bridge,
+            host_name: &host_veth,
+            netns,
+            container_name: &interface,
+            address: ip,
+            prefix_len,
+            gateway,
+            mac: Some(mac),
+            mtu: None,
+        };
+        nl.attach_container(&plan).map_err(failed)?;
+    } else {
+        let ns = netns::open(netns).map_err(failed)?;
+        nl.create_veth(&host_veth, &interface, Some(ns.as_fd()), Some(mac), None)
+            .map_err(failed)?;
+        let configured = (|| {
+            nl.set_master(&host_veth, &network.bridge)?;
+            nl.set_up(&host_veth)?;
+            let inside = Netlink::open_in(&ns)?;
+            inside.set_up(&interface)?;
+            inside.add_address(&interface, ip, prefix_len)?;
+            inside.set_up("lo")
+        })();
+        if let Err(err) = configured {
+            let _ = nl.delete_link(&host_veth);
+            return Err(failed(err));
+        }
+    }
+    if let Err(err) = nl.set_hairpin(&host_veth, true) {
+        let _ = nl.delete_link(&host_veth);
+        return Err(failed(err));
+    }
+    Ok(Endpoint {
+        container_id: request.id.to_owned(),
+        container_name: request.name.to_owned(),
+        ip: ip.to_string(),
+        prefix_len,
+        mac: format_mac(mac),
+        aliases: config.aliases.clone(),
+        host_veth,
+        interface,
+    })
+}
+
+/// Deletes `kv…` veths enslaved to this daemon's bridges that no endpoint
+/// owns: what a crash between creating a veth and recording it left. Veths
+/// of other daemons' bridges are never touched.
+fn sweep_veths(inner: &Inner) {
+    let Ok(nl) = Netlink::open() else { return };
+    let Ok(links) = nl.links() else { return };
+    let bridges: BTreeSet<u32> = links
+        .iter()
+        .filter(|l| inner.networks.values().any(|n| n.is_bridge() && n.bridge == l.name))
+        .map(|l| l.index)
+        .collect();
+    let owned: BTreeSet<&str> = inner
+        .networks
+        .values()
+        .flat_map(|n| n.endpoints.values().map(|e| e.host_veth.as_str()))
+        .collect();
+    for link in links {
+        let ours = link.master.is_some_and(|m| bridges.contains(&m));
+        if ours && link.name.starts_with("kv") && !owned.contains(link.name.as_str()) {
+            tracing::info!(veth = %link.name, "deleting a leftover veth");
+            let _ = nl.delete_link(&link.name);
+        }
+    }
+}
