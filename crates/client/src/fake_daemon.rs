@@ -66,6 +66,15 @@ pub(crate) fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Write `bytes` and flush.
+/// An HTTP answer with `status` (`200 OK`) and a JSON `body`.
+pub(crate) fn json_answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 pub(crate) async fn send(stream: &mut UnixStream, bytes: &[u8]) {
     stream.write_all(bytes).await.expect("write");
     stream.flush().await.expect("flush");

@@ -91,18 +91,9 @@ mod daemon_tests {
     use http::StatusCode;
     use tokio::io::AsyncReadExt as _;
 
-    use crate::fake_daemon::{send, FakeDaemon};
+    use crate::fake_daemon::{json_answer as answer, send, FakeDaemon};
 
     use super::*;
-
-    /// Answer with `status` and a JSON `body`.
-    fn answer(status: &str, body: &str) -> Vec<u8> {
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes()
-    }
 
     #[tokio::test]
     async fn create_posts_the_body_and_decodes_the_volume() {
