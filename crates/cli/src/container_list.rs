@@ -7,6 +7,7 @@ use kiln_api_types::{ContainerSummary, Port};
 use kiln_client::ContainerListOptions;
 use serde_json::{json, Value};
 
+use crate::format::cells;
 use crate::output::{ago, ellipsis, go_time, human_size, table};
 use crate::GlobalArgs;
 
@@ -102,12 +103,6 @@ fn render(args: &ListArgs, containers: &[ContainerSummary], now: i64) -> anyhow:
         lines.push(cells(&template, &template_value(container, trunc, now))?);
     }
     Ok(table(&lines))
-}
-
-/// A template line rendered over `value`, split into cells at tabs.
-fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
-    let line = crate::format::render(template, value)?;
-    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
 }
 
 /// Column titles, by field, as docker names them.

@@ -12,6 +12,13 @@ pub enum FormatError {
     Unsupported { template: String, action: String },
 }
 
+/// A template line rendered over `value`, split into cells at tabs: one
+/// row of a `--format 'table …'` listing.
+pub fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
+    let line = render(template, value)?;
+    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
+}
+
 /// Render `template` over `value`, with a final newline as docker prints.
 pub fn render(template: &str, value: &Value) -> Result<String, FormatError> {
     if template.trim() == "json" {

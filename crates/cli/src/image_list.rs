@@ -7,6 +7,7 @@ use kiln_api_types::ImageSummary;
 use kiln_client::{split_tag, ImageListOptions};
 use serde_json::{json, Value};
 
+use crate::format::cells;
 use crate::output::{ago, human_size, table};
 use crate::GlobalArgs;
 
@@ -93,12 +94,6 @@ fn render(args: &ListArgs, rows: &[Row]) -> anyhow::Result<String> {
         lines.push(cells(template, &row_value(row, trunc))?);
     }
     Ok(table(&lines))
-}
-
-/// A template line rendered over `value`, split into cells at tabs.
-fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
-    let line = crate::format::render(template, value)?;
-    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
 }
 
 /// Column titles, by field, as docker names them.

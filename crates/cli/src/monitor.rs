@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::container_list::{parse_filters, short_id};
 use crate::container_logs::api_timestamp;
 use crate::container_ops::fail_with;
+use crate::format::cells;
 use crate::output::{bytes_size, civil_from_days, human_size, table};
 use crate::GlobalArgs;
 
@@ -416,12 +417,6 @@ fn render_stats(format: Option<&str>, rows: &[Entry], trunc: bool) -> anyhow::Re
         lines.push(cells(template, &stats_value(row, trunc))?);
     }
     Ok(table(&lines))
-}
-
-/// A template line rendered over `value`, split into cells at tabs.
-fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
-    let line = crate::format::render(template, value)?;
-    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
 }
 
 /// Column titles, by field, as docker names them.

@@ -13,6 +13,7 @@ use kiln_api_types::{
 use serde_json::{json, Value};
 
 use crate::container_list::{parse_filters, short_id};
+use crate::format::cells;
 use crate::output::{indented_json, table};
 use crate::volume::natural_cmp;
 use crate::{GlobalArgs, NetworkCommand};
@@ -345,12 +346,6 @@ fn render_list(args: &ListArgs, networks: &[Network]) -> anyhow::Result<String> 
         lines.push(cells(template, &template_value(network, trunc))?);
     }
     Ok(table(&lines))
-}
-
-/// A template line rendered over `value`, split into cells at tabs.
-fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
-    let line = crate::format::render(template, value)?;
-    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
 }
 
 /// Column titles, by field, as docker names them.

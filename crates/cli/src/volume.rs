@@ -9,6 +9,7 @@ use kiln_api_types::{ApiVersion, Volume, VolumeCreateRequest};
 use serde_json::{json, Value};
 
 use crate::container_list::parse_filters;
+use crate::format::cells;
 use crate::output::{human_size, human_size_4, indented_json, table};
 use crate::{GlobalArgs, VolumeCommand};
 
@@ -177,12 +178,6 @@ fn render_list(args: &ListArgs, volumes: &[Volume]) -> anyhow::Result<String> {
         lines.push(cells(template, &template_value(volume))?);
     }
     Ok(table(&lines))
-}
-
-/// A template line rendered over `value`, split into cells at tabs.
-fn cells(template: &str, value: &Value) -> anyhow::Result<Vec<String>> {
-    let line = crate::format::render(template, value)?;
-    Ok(line.trim_end_matches('\n').split('\t').map(str::to_owned).collect())
 }
 
 /// Column titles, by field, as docker names them.

@@ -10,7 +10,7 @@ use kiln_api_types::{
 };
 
 use crate::error::ClientError;
-use crate::query::{escape_segment, filters_json, with_query};
+use crate::query::{escape_segment, filtered};
 use crate::Client;
 
 impl Client {
@@ -77,15 +77,6 @@ impl Client {
 /// `/networks/{name}` and a suffix (`/connect`).
 fn network_path(name: &str, suffix: &str) -> String {
     format!("/networks/{}{suffix}", escape_segment(name))
-}
-
-/// `path?filters=…`, or `path` when there are none.
-fn filtered(path: &str, filters: &BTreeMap<String, Vec<String>>) -> String {
-    let mut query = Vec::new();
-    if !filters.is_empty() {
-        query.push(("filters", filters_json(filters)));
-    }
-    with_query(path, &query)
 }
 
 #[cfg(test)]

@@ -22,6 +22,15 @@ pub(crate) fn escape_segment(name: &str) -> String {
 }
 
 /// `--filter` values as the API takes them: `{"key":["value",…]}`.
+/// `path?filters=…`, or `path` when there are none.
+pub(crate) fn filtered(path: &str, filters: &BTreeMap<String, Vec<String>>) -> String {
+    let mut query = Vec::new();
+    if !filters.is_empty() {
+        query.push(("filters", filters_json(filters)));
+    }
+    with_query(path, &query)
+}
+
 pub(crate) fn filters_json(filters: &BTreeMap<String, Vec<String>>) -> String {
     serde_json::to_string(filters).unwrap_or_default()
 }

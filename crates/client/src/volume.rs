@@ -6,7 +6,7 @@ use http::Method;
 use kiln_api_types::{Volume, VolumeCreateRequest, VolumeListResponse, VolumePruneResponse};
 
 use crate::error::ClientError;
-use crate::query::{escape_segment, filters_json, push_flag, with_query};
+use crate::query::{escape_segment, filtered, push_flag, with_query};
 use crate::Client;
 
 impl Client {
@@ -58,15 +58,6 @@ impl Client {
 /// `/volumes/{name}`.
 fn volume_path(name: &str) -> String {
     format!("/volumes/{}", escape_segment(name))
-}
-
-/// `path?filters=…`, or `path` when there are none.
-fn filtered(path: &str, filters: &BTreeMap<String, Vec<String>>) -> String {
-    let mut query = Vec::new();
-    if !filters.is_empty() {
-        query.push(("filters", filters_json(filters)));
-    }
-    with_query(path, &query)
 }
 
 #[cfg(test)]
