@@ -14,6 +14,8 @@
 //! - `write PATH TEXT`: create or overwrite a file, print `{"ok":..,"errno":..}`.
 //! - `exe-attack SECONDS`: the CVE-2019-5736 attacker (see [`exe_attack`]).
 //! - `fds`: the open fds as a JSON array.
+//! - `udp-echo PORT`: answer each UDP datagram to PORT with `echo: ` and
+//!   its bytes, forever (busybox's `nc` has no UDP).
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -26,7 +28,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: probe report | fds | cat PATH | echo ARGS... | exit N | sleep SECS
-             | try SYSCALL | write PATH TEXT | exe-attack SECONDS
+             | try SYSCALL | write PATH TEXT | exe-attack SECONDS | udp-echo PORT
 syscalls for try: unshare mount keyctl kexec_load ptrace chroot getpid sethostname
                   reboot setns personality clone_newns";
 
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         (Some("report"), []) => print_json(&report()),
         (Some("fds"), []) => print_json(&fds()),
         (Some("cat"), [path]) => return cat(path),
+        (Some("udp-echo"), [port]) => return udp_echo(port),
         (Some("echo"), words) => println!("{}", words.join(" ")),
         (Some("exit"), [code]) => match code.parse::<u8>() {
             Ok(code) => return ExitCode::from(code),
@@ -73,6 +76,28 @@ fn main() -> ExitCode {
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
     ExitCode::from(2)
+}
+
+fn udp_echo(port: &str) -> ExitCode {
+    let socket = match port.parse::<u16>().map(|p| std::net::UdpSocket::bind(("0.0.0.0", p))) {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(err)) => {
+            eprintln!("probe: cannot bind udp port {port}: {err}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            eprintln!("probe: bad port {port}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let mut reply = b"echo: ".to_vec();
+            reply.extend_from_slice(buf.get(..n).unwrap_or_default());
+            let _ = socket.send_to(&reply, peer);
+        }
+    }
 }
 
 fn cat(path: &str) -> ExitCode {

@@ -42,6 +42,18 @@ impl TestDaemon {
         daemon
     }
 
+    /// [`TestDaemon::start_in_netns`] with a default bridge of its own
+    /// (`kt` and random hex) on a random /24 of 10.200.0.0/13, and busybox
+    /// imported as `bb`; the bridge's gateway address.
+    pub fn bridged() -> (TestDaemon, std::net::Ipv4Addr) {
+        let [a, b, c] = random_bytes();
+        let gateway = std::net::Ipv4Addr::new(10, 200 + (a % 50), b, 1);
+        let config = format!(r#"{{"bridge": "kt{a:02x}{b:02x}{c:02x}", "bip": "{gateway}/24"}}"#);
+        let daemon = TestDaemon::start_in_netns(&config);
+        daemon.import_busybox("bb");
+        (daemon, gateway)
+    }
+
     /// The daemon's own network namespace, when it has one.
     pub fn netns(&self) -> Option<PathBuf> {
         Some(self.dir.path().join("netns")).filter(|p| p.exists())

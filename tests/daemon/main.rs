@@ -21,6 +21,8 @@ mod full_disk;
 mod images;
 mod lifecycle;
 mod network_cli;
+mod network_dns;
+mod network_reach;
 mod networks;
 mod pull;
 mod resources;

@@ -327,12 +327,7 @@ fn docker_cli_creates_lists_inspects_and_removes_kiln_networks() {
 /// A daemon in a network namespace of its own with its own default bridge,
 /// and busybox imported as `bb`; the default bridge's gateway.
 fn netns_daemon() -> (TestDaemon, Ipv4Addr) {
-    let [a, b, c] = random_bytes();
-    let gateway = Ipv4Addr::new(10, 200 + (a % 50), b, 1);
-    let config = format!(r#"{{"bridge": "kt{a:02x}{b:02x}{c:02x}", "bip": "{gateway}/24"}}"#);
-    let daemon = TestDaemon::start_in_netns(&config);
-    daemon.import_busybox("bb");
-    (daemon, gateway)
+    TestDaemon::bridged()
 }
 
 /// A TCP port free in the daemon's namespace now.

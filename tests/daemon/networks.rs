@@ -22,11 +22,7 @@ use crate::common::{random_bytes, Run, TestDaemon};
 /// busybox imported as `bb` (and as `bb-web`, which `EXPOSE`s 80); the
 /// bridge's gateway address.
 fn daemon() -> (TestDaemon, Ipv4Addr) {
-    let [a, b, c] = random_bytes();
-    let gateway = Ipv4Addr::new(10, 200 + (a % 50), b, 1);
-    let config = format!(r#"{{"bridge": "kt{a:02x}{b:02x}{c:02x}", "bip": "{gateway}/24"}}"#);
-    let daemon = TestDaemon::start_in_netns(&config);
-    daemon.import_busybox("bb");
+    let (daemon, gateway) = TestDaemon::bridged();
     let tar = crate::common::busybox_rootfs_tar(daemon.dir.path());
     daemon.kiln_ok(&[
         "import",

@@ -35,10 +35,12 @@
 //! containers that still run, releases the others, deletes namespaces and
 //! veths nobody owns, re-binds published ports and re-applies the table.
 
+mod dns;
 mod firewall;
 mod sandbox;
 mod store;
 
+pub(crate) use dns::embedded_resolv_conf;
 pub(crate) use sandbox::{JoinRequest, Joined};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -319,6 +321,8 @@ pub struct Networks {
     inner: Mutex<Inner>,
     /// Signalled when a stopped container's veths and namespace are gone.
     released: Condvar,
+    /// The embedded DNS resolvers of running containers.
+    dns: dns::Resolvers,
     /// Ourselves, for work done off the caller's path.
     me: Weak<Networks>,
 }
@@ -409,6 +413,7 @@ impl Networks {
                 firewall,
             }),
             released: Condvar::new(),
+            dns: dns::Resolvers::default(),
             me: me.clone(),
         }))
     }

@@ -15,6 +15,9 @@
 //!   `nft -f`, applied atomically to `table ip kiln` and nothing else.
 //! - [`sysctl`]: IPv4 forwarding (remembering what it was) and
 //!   `route_localnet` on bridges.
+//! - [`dns`]: the DNS wire format of the embedded resolver at 127.0.0.11:
+//!   queries in, answers out, never a panic on what a container sends
+//!   (fuzzed: `cargo +nightly fuzz run dns` from `crates/network`).
 //!
 //! The engine owns the state: it keeps networks and their allocators in its
 //! database, creates bridges, veths and namespaces (through `kiln-sys`),
@@ -46,6 +49,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod dns;
 pub mod ipam;
 pub mod nft;
 pub mod ports;

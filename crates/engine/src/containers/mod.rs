@@ -370,8 +370,18 @@ impl Containers {
                 (r.id.clone(), r.state.ports.clone())
             })
             .collect();
-        let networks = Arc::clone(&self.networks);
-        let _ = tokio::task::spawn_blocking(move || networks.recover(&known, &running)).await;
+        let records: Vec<ContainerRecord> = alive.iter().map(|e| lock(&e.record).clone()).collect();
+        let this = Arc::clone(self);
+        let _ = tokio::task::spawn_blocking(move || {
+            this.networks.recover(&known, &running);
+            for record in &records {
+                let netns = this.networks.netns_path(&record.id);
+                if netns.exists() {
+                    this.serve_dns(record, &netns, false);
+                }
+            }
+        })
+        .await;
         for entry in alive {
             let id = lock(&entry.record).id.clone();
             tracing::info!(container = %id, "reconnecting to the shim");
@@ -1214,7 +1224,32 @@ impl Containers {
             }
             return Err(err);
         }
+        if let Some(joined) = &joined {
+            self.serve_dns(&record, &joined.netns, true);
+        }
         Ok(joined.map(|j| j.ports).unwrap_or_default())
+    }
+
+    /// Serves the embedded resolver to a container whose network mode is a
+    /// user-defined network (Docker's rule: not on the default bridge) and,
+    /// with `point`, points its resolv.conf at it. A resolver that cannot
+    /// be set up leaves the host's name servers in the file.
+    fn serve_dns(&self, record: &ContainerRecord, netns: &Path, point: bool) {
+        if !self.networks.uses_embedded_dns(&networks::primary_name(record)) {
+            return;
+        }
+        if let Err(err) = self.networks.serve_dns(&record.id, netns, &record.request.host.dns) {
+            tracing::warn!(container = %record.id, error = %err, "cannot serve the embedded DNS; the container keeps the host's name servers");
+            return;
+        }
+        if point {
+            let text = networks::embedded_resolv_conf(&resolv_conf(&record.request.host, true));
+            let path = self.paths.bundles.join(&record.id).join("resolv.conf");
+            if let Err(err) = write_file(&path, text.as_bytes()) {
+                tracing::warn!(container = %record.id, error = %err, "cannot point resolv.conf at the embedded DNS");
+                self.networks.stop_dns(&record.id);
+            }
+        }
     }
 
     /// A bridge-network container's namespace, addresses and published

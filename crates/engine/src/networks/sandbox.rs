@@ -279,6 +279,7 @@ impl Networks {
     /// gone. Idempotent; failures are logged, since the container is gone
     /// either way.
     pub(crate) fn detach(&self, id: &str) {
+        self.dns.stop(id);
         let mut inner = lock(&self.inner);
         let netns = self.netns_path(id);
         let ports = inner.published.remove(id);
