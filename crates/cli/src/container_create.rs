@@ -159,7 +159,8 @@ pub struct ContainerArgs {
     /// Assign a name to the container
     #[arg(long = "name", value_name = "string")]
     name: Option<String>,
-    /// Connect a container to a network
+    /// Connect a container to a network ("host", "none", or
+    /// "container:NAME" to share another container's)
     #[arg(long = "network", alias = "net", value_name = "network")]
     network: Vec<String>,
     /// Add network-scoped alias for the container

@@ -200,6 +200,18 @@ fn stage2_inner(cfg: &InitConfig, chan: &Channel, reported: &mut bool) -> SetupR
             if let Some(name) = &cfg.spec.hostname {
                 nix::unistd::sethostname(name).context(|| format!("cannot set hostname {name}"))?;
             }
+            // A network namespace made for the container has its loopback
+            // down: set it up, so that 127.0.0.1 works as with Docker's
+            // `--network none`.
+            let own_netns = linux
+                .namespaces
+                .iter()
+                .any(|ns| ns.kind == NamespaceType::Network && ns.path.is_none());
+            if own_netns {
+                kiln_sys::netlink::Netlink::open()
+                    .and_then(|nl| nl.set_up("lo"))
+                    .context(|| "cannot set the loopback interface up".to_owned())?;
+            }
             if let Some(name) = &cfg.spec.domainname {
                 kiln_sys::process::set_domainname(name)
                     .context(|| format!("cannot set domainname {name}"))?;

@@ -36,6 +36,16 @@ pub enum ContainerError {
     RemovalInProgress { id: String },
     #[error("{message}")]
     InvalidRequest { message: String },
+    /// `--network container:NAME` with NAME stopped; NAME as the network
+    /// mode gives it.
+    #[error("cannot join network of a non running container: {name}")]
+    JoinNotRunning { name: String },
+    #[error("Container {name} is restarting, wait until the container is running")]
+    JoinRestarting { name: String },
+    /// `--network container:NAME` where NAME names the container itself
+    /// (a container renamed after it was created so).
+    #[error("cannot join own network")]
+    JoinOwnNetwork,
     #[error("{message}")]
     StartFailed { message: String, exit_code: i64 },
     #[error(transparent)]
@@ -79,10 +89,13 @@ impl HasKind for ContainerError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::NoSuchContainer { .. } | Self::NoSuchExec { .. } => ErrorKind::NotFound,
-            Self::Ambiguous { .. } | Self::InvalidName { .. } | Self::InvalidRequest { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            Self::Ambiguous { .. }
+            | Self::InvalidName { .. }
+            | Self::InvalidRequest { .. }
+            | Self::JoinOwnNetwork => ErrorKind::InvalidArgument,
             Self::NameInUse { .. }
+            | Self::JoinNotRunning { .. }
+            | Self::JoinRestarting { .. }
             | Self::NotRunning { .. }
             | Self::Paused { .. }
             | Self::NotPaused { .. }

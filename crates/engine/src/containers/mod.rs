@@ -909,9 +909,11 @@ impl Containers {
     // ---- networks -------------------------------------------------------
 
     /// What `create` checks of a container's networking: the network mode
-    /// names a network, endpoint settings name bridge networks (with `--ip`
-    /// an address), published ports and the MAC address parse. Returns the
-    /// network mode's bridge network, if it names one.
+    /// names a network (or, `container:NAME`, an existing container, see
+    /// [`shared_network_request`]), endpoint settings name bridge
+    /// networks (with `--ip` an address), published ports and the MAC
+    /// address parse. Returns the network mode's bridge network, if it
+    /// names one.
     fn check_networking(
         &self,
         request: &CreateRequest,
@@ -925,7 +927,11 @@ impl Containers {
         let first = match mode {
             _ if request.config.network_disabled => None,
             "host" | "none" => None,
-            m if m.starts_with("container:") => return Err(not_found(m)),
+            m if m.starts_with("container:") => {
+                // NAME must exist now; whether it runs is for the start.
+                self.find(shared_network_request(request, m, endpoints)?)?;
+                return Ok(None);
+            }
             m => match self.networks.resolve_mode(m) {
                 Ok(record) => record,
                 Err(networks::NetworkError::NotFound { .. }) => return Err(not_found(m)),
@@ -1011,14 +1017,10 @@ impl Containers {
             return Err(networks::NetworkError::NoNetworkNamespace.into());
         }
         let target = self.networks.inspect(network)?;
-        let first = self.networks.resolve_mode(&mode).ok().flatten();
-        if first.is_some_and(|f| f.id == target.id) {
-            return Err(networks::NetworkError::AlreadyConnected {
-                container: name,
-                network: target.name,
-            }
-            .into());
-        }
+        // Whether it is there already is the network's to say (an endpoint
+        // of a running container, a member for a stopped one), not the
+        // network mode's: a container disconnected from the network its
+        // mode names may join it again, as in Docker.
         let networks = Arc::clone(&self.networks);
         tokio::task::spawn_blocking(move || {
             if alive {
@@ -1275,6 +1277,77 @@ impl Containers {
         Ok(Some(self.networks.attach(&request)?))
     }
 
+    /// For a `--network container:NAME` container about to start: NAME's
+    /// network namespace, /etc files and hostname, which it shares as in
+    /// Docker; `None` in other network modes. NAME must run (or be paused).
+    fn shared_network(
+        &self,
+        record: &ContainerRecord,
+    ) -> Result<Option<SharedNetwork>, ContainerError> {
+        let mode = networks::primary_name(record);
+        let Some(name) = mode.strip_prefix("container:") else { return Ok(None) };
+        let theirs = lock(&self.find(name)?.record).clone();
+        if theirs.id == record.id {
+            return Err(ContainerError::JoinOwnNetwork);
+        }
+        match theirs.state.status {
+            ContainerStatus::Restarting => {
+                return Err(ContainerError::JoinRestarting { name: name.to_owned() })
+            }
+            status if !status.is_alive() || theirs.state.pid <= 0 => {
+                return Err(ContainerError::JoinNotRunning { name: name.to_owned() })
+            }
+            _ => {}
+        }
+        // A bridge network's namespace has a name that outlives a pid;
+        // `none`'s is the runtime's, and one shared in turn is another's:
+        // those are reached through the process.
+        let by_pid = PathBuf::from(format!("/proc/{}/ns/net", theirs.state.pid));
+        let plan = match networks::primary_name(&theirs).as_str() {
+            "host" => oci::NetworkPlan::Host,
+            "none" => oci::NetworkPlan::Join(by_pid),
+            m if m.starts_with("container:") => oci::NetworkPlan::Join(by_pid),
+            _ => {
+                let netns = self.networks.netns_path(&theirs.id);
+                oci::NetworkPlan::Join(if netns.exists() { netns } else { by_pid })
+            }
+        };
+        let (etc, their_hostname) = self.etc_files_of(&theirs.id)?;
+        let hostname =
+            their_hostname.unwrap_or_else(|| match theirs.request.config.hostname.as_str() {
+                "" => theirs.id[..12].to_owned(),
+                h => h.to_owned(),
+            });
+        Ok(Some(SharedNetwork { plan, etc, hostname }))
+    }
+
+    /// The /etc/hostname, /etc/hosts and /etc/resolv.conf a running
+    /// container has, and its hostname: what its config.json binds and
+    /// says. Those are its bundle's files, or, when it shares a network in
+    /// turn, those of the container it shares it with (which may be gone
+    /// by now: the files it has are still the right ones).
+    fn etc_files_of(&self, id: &str) -> Result<(oci::EtcFiles, Option<String>), ContainerError> {
+        let bundle = self.paths.bundles.join(id);
+        let path = bundle.join("config.json");
+        let bytes = std::fs::read(&path).map_err(ContainerError::io("read", path.clone()))?;
+        let spec: kiln_runtime::spec::Spec = serde_json::from_slice(&bytes).map_err(|e| {
+            ContainerError::Io { action: "decode", path, source: std::io::Error::other(e) }
+        })?;
+        let bound = |destination: &str, own: &str| {
+            spec.mounts
+                .iter()
+                .find(|m| m.destination == Path::new(destination))
+                .and_then(|m| m.source.clone())
+                .unwrap_or_else(|| bundle.join(own))
+        };
+        let etc = oci::EtcFiles {
+            hostname: bound("/etc/hostname", "hostname"),
+            hosts: bound("/etc/hosts", "hosts"),
+            resolv_conf: bound("/etc/resolv.conf", "resolv.conf"),
+        };
+        Ok((etc, spec.hostname.clone()))
+    }
+
     /// Write config.json and the /etc files for a start.
     fn write_bundle(
         &self,
@@ -1302,36 +1375,46 @@ impl Containers {
             u => u.to_owned(),
         };
         let user = users::resolve(&user_spec, &record.request.host.group_add, &read)?;
-        let hostname = match record.request.config.hostname.as_str() {
-            "" => record.id[..12].to_owned(),
-            h => h.to_owned(),
+        let shared = self.shared_network(record)?;
+        let hostname = match (&shared, record.request.config.hostname.as_str()) {
+            (Some(shared), _) => shared.hostname.clone(),
+            (None, "") => record.id[..12].to_owned(),
+            (None, h) => h.to_owned(),
         };
-        let network = match (record.request.host.network_mode.as_str(), joined) {
-            (_, Some(joined)) => oci::NetworkPlan::Join(joined.netns.clone()),
-            ("host", None) => oci::NetworkPlan::Host,
+        let network = match (record.request.host.network_mode.as_str(), joined, &shared) {
+            (_, _, Some(shared)) => shared.plan.clone(),
+            (_, Some(joined), None) => oci::NetworkPlan::Join(joined.netns.clone()),
+            ("host", None, None) => oci::NetworkPlan::Host,
             _ => oci::NetworkPlan::Private,
         };
         let endpoints = joined.map_or(&[][..], |j| j.endpoints.as_slice());
-        let etc = oci::EtcFiles {
-            hostname: bundle.join("hostname"),
-            hosts: bundle.join("hosts"),
-            resolv_conf: bundle.join("resolv.conf"),
+        // Sharing another container's network is sharing its files too.
+        let etc = match shared.map(|s| s.etc) {
+            Some(theirs) => theirs,
+            None => {
+                let etc = oci::EtcFiles {
+                    hostname: bundle.join("hostname"),
+                    hosts: bundle.join("hosts"),
+                    resolv_conf: bundle.join("resolv.conf"),
+                };
+                write_file(&etc.hostname, format!("{hostname}\n").as_bytes())?;
+                write_file(
+                    &etc.hosts,
+                    hosts_file(
+                        &hostname,
+                        &record.request.host.extra_hosts,
+                        network == oci::NetworkPlan::Host,
+                        endpoints,
+                    )
+                    .as_bytes(),
+                )?;
+                write_file(
+                    &etc.resolv_conf,
+                    resolv_conf(&record.request.host, joined.is_some()).as_bytes(),
+                )?;
+                etc
+            }
         };
-        write_file(&etc.hostname, format!("{hostname}\n").as_bytes())?;
-        write_file(
-            &etc.hosts,
-            hosts_file(
-                &hostname,
-                &record.request.host.extra_hosts,
-                network == oci::NetworkPlan::Host,
-                endpoints,
-            )
-            .as_bytes(),
-        )?;
-        write_file(
-            &etc.resolv_conf,
-            resolv_conf(&record.request.host, joined.is_some()).as_bytes(),
-        )?;
         let mut volume_mounts = Vec::new();
         for m in &record.mounts {
             let mount = match m.kind.as_str() {
@@ -2796,6 +2879,72 @@ fn check_request(
     Ok(())
 }
 
+/// `--network container:NAME` at create, before NAME is looked up: NAME
+/// is there, and nothing is asked of a network the container will not own.
+/// It uses the other container's namespace, /etc/hosts, /etc/resolv.conf
+/// and hostname as they are, so asking for any of them is an error, in
+/// Docker's words (`--dns-search` and `--dns-option` are ignored, as Docker
+/// does). Returns NAME.
+fn shared_network_request<'a>(
+    request: &CreateRequest,
+    mode: &'a str,
+    endpoints: &BTreeMap<String, EndpointConfig>,
+) -> Result<&'a str, ContainerError> {
+    let conflict =
+        |message: &str| Err(ContainerError::InvalidRequest { message: message.to_owned() });
+    let name = mode.strip_prefix("container:").unwrap_or_default();
+    let (config, host) = (&request.config, &request.host);
+    if name.is_empty() {
+        return conflict("invalid network mode: invalid container format container:<name|id>");
+    }
+    if !config.hostname.is_empty() {
+        return conflict("conflicting options: hostname and the network mode");
+    }
+    if !host.dns.is_empty() {
+        return conflict("conflicting options: dns and the network mode");
+    }
+    if !host.extra_hosts.is_empty() {
+        return conflict("conflicting options: custom host-to-IP mapping and the network mode");
+    }
+    if !config.mac_address.is_empty() {
+        return conflict("conflicting options: mac-address and the network mode");
+    }
+    if !host.port_bindings.is_empty() || host.publish_all_ports {
+        return conflict(
+            "conflicting options: port publishing and the container type network mode",
+        );
+    }
+    if !config.exposed_ports.is_empty() {
+        return conflict("conflicting options: port exposing and the container type network mode");
+    }
+    for (network, settings) in endpoints {
+        if network != mode {
+            return Err(networks::NetworkError::NoNetworkNamespace.into());
+        }
+        if !settings.aliases.is_empty() {
+            return conflict(
+                "network-scoped alias is supported only for containers in user defined networks",
+            );
+        }
+        if !settings.ipv4_address.is_empty() {
+            return conflict(
+                "user specified IP address is supported on user defined networks only",
+            );
+        }
+    }
+    Ok(name)
+}
+
+/// What a `--network container:NAME` container takes from NAME at start.
+#[derive(Debug)]
+struct SharedNetwork {
+    plan: oci::NetworkPlan,
+    etc: oci::EtcFiles,
+    /// NAME's: Docker gives the container the hostname of the container
+    /// whose /etc/hostname it shows.
+    hostname: String,
+}
+
 /// The ports a container publishes (`-p`, and `-P` with the image's and
 /// the request's exposed ports), checked.
 fn requested_ports(
@@ -3015,5 +3164,69 @@ mod network_files_tests {
         assert!(text.ends_with("172.18.0.5\tweb1 db\n"), "{text}");
         assert!(!text.contains("127.0.1.1"), "{text}");
         assert!(hosts_file("web1", &[], false, &[]).ends_with("127.0.1.1\tweb1\n"));
+    }
+}
+
+#[cfg(test)]
+mod shared_network_tests {
+    use super::*;
+    use kiln_types::HasKind as _;
+
+    fn refusal(request: &CreateRequest, endpoints: &BTreeMap<String, EndpointConfig>) -> String {
+        let err = shared_network_request(request, "container:web", endpoints)
+            .expect_err("the request is refused");
+        assert_eq!(err.kind(), kiln_types::ErrorKind::InvalidArgument, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn a_plain_request_names_the_container_whose_network_it_shares() {
+        let request = CreateRequest::default();
+        let mode_only = [("container:web".to_owned(), EndpointConfig::default())].into();
+        assert_eq!(shared_network_request(&request, "container:web", &mode_only).ok(), Some("web"));
+        let err =
+            shared_network_request(&request, "container:", &BTreeMap::new()).expect_err("no name");
+        assert_eq!(
+            err.to_string(),
+            "invalid network mode: invalid container format container:<name|id>"
+        );
+    }
+
+    #[test]
+    fn what_the_shared_network_decides_cannot_be_asked_for() {
+        let none = BTreeMap::new();
+        type Change = fn(&mut CreateRequest);
+        let cases: [(Change, &str); 8] = [
+            (|r| r.config.hostname = "mine".into(), "hostname and the network mode"),
+            (|r| r.host.dns = vec!["192.0.2.1".into()], "dns and the network mode"),
+            (|r| r.host.extra_hosts = vec!["db:192.0.2.2".into()], "custom host-to-IP mapping"),
+            (|r| r.config.mac_address = "02:42:c0:00:02:09".into(), "mac-address and the network"),
+            (
+                |r| r.host.port_bindings = [("80/tcp".into(), vec![])].into(),
+                "port publishing and the container type network mode",
+            ),
+            (|r| r.host.publish_all_ports = true, "port publishing"),
+            (|r| r.config.exposed_ports = vec!["80/tcp".into()], "port exposing"),
+            (|r| r.host.dns_search = vec!["example.com".into()], ""),
+        ];
+        for (change, message) in cases {
+            let mut request = CreateRequest::default();
+            change(&mut request);
+            if message.is_empty() {
+                // docker-compat: ignored, not refused.
+                assert!(shared_network_request(&request, "container:web", &none).is_ok());
+                continue;
+            }
+            let text = refusal(&request, &none);
+            assert!(text.starts_with("conflicting options: ") && text.contains(message), "{text}");
+        }
+        let request = CreateRequest::default();
+        let alias = EndpointConfig { aliases: vec!["db".into()], ..EndpointConfig::default() };
+        let text = refusal(&request, &[("container:web".to_owned(), alias)].into());
+        assert!(text.starts_with("network-scoped alias"), "{text}");
+        let other = [("bridge".to_owned(), EndpointConfig::default())].into();
+        let err = shared_network_request(&request, "container:web", &other).expect_err("refused");
+        assert!(err.to_string().starts_with("container sharing network namespace"), "{err}");
+        assert_eq!(err.kind(), kiln_types::ErrorKind::PermissionDenied);
     }
 }

@@ -417,16 +417,20 @@ impl Networks {
             });
         }
         let netns = self.netns_path(id);
-        let index = inner
+        // No namespace of the daemon's: the container was started without
+        // one to add to (`none`, `host`, another container's network).
+        if !netns.exists() {
+            return Err(NetworkError::NoNetworkNamespace);
+        }
+        // The lowest free `ethN`: a container disconnected from the network
+        // its mode names gets `eth0` back, and with it the default route.
+        let used: BTreeSet<usize> = inner
             .networks
             .values()
             .filter_map(|n| n.endpoints.get(id))
             .filter_map(|e| e.interface.strip_prefix("eth")?.parse::<usize>().ok())
-            .max()
-            .map(|n| n + 1);
-        // No interface yet: the container was started without a namespace
-        // of its own to add to (`none`, `host`).
-        let Some(index) = index else { return Err(NetworkError::NoNetworkNamespace) };
+            .collect();
+        let index = (0..).find(|i| !used.contains(i)).unwrap_or_default();
         self.ensure_bridge(&mut inner, &record)?;
         let nl = Netlink::open().map_err(|source| NetworkError::Attach {
             container: name.to_owned(),
