@@ -154,6 +154,24 @@ fn containers_on_the_default_bridge_reach_each_other_and_know_their_address() {
     let resolv = daemon.kiln_ok(&["exec", &server, "cat", "/etc/resolv.conf"]);
     assert!(!resolv.lines().any(|l| l.starts_with("nameserver 127.")), "{resolv}");
     daemon.kiln_ok(&["rm", "-f", &server]);
+
+    // `host-gateway` is the bridge's address, on a bridge and with the
+    // host's network (whose /etc/hosts is the host's, plus the entry).
+    for network in ["bridge", "host"] {
+        let hosts = daemon.kiln_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "--add-host",
+            "gw:host-gateway",
+            "bb",
+            "cat",
+            "/etc/hosts",
+        ]);
+        assert!(hosts.contains(&format!("{gateway}\tgw\n")), "{network}: {hosts}");
+        assert!(!hosts.contains("host-gateway"), "{network}: {hosts}");
+    }
 }
 
 #[test]

@@ -639,6 +639,14 @@ impl Networks {
         out
     }
 
+    /// The default bridge's address: what `--add-host NAME:host-gateway`
+    /// means, as with Docker.
+    pub(crate) fn host_gateway(&self) -> Option<String> {
+        let inner = lock(&self.inner);
+        let bridge = inner.networks.values().find(|n| n.name == DEFAULT_NETWORK)?;
+        Some(bridge.gateway.clone()).filter(|g| !g.is_empty())
+    }
+
     /// The network `name` names, for a container's `--network`: `Ok(None)`
     /// for `host`, `none` and `container:…`, which have no record to join.
     pub(crate) fn resolve_mode(&self, mode: &str) -> Result<Option<NetworkRecord>, NetworkError> {

@@ -1405,6 +1405,7 @@ impl Containers {
                         &record.request.host.extra_hosts,
                         network == oci::NetworkPlan::Host,
                         endpoints,
+                        self.networks.host_gateway().as_deref(),
                     )
                     .as_bytes(),
                 )?;
@@ -2972,27 +2973,39 @@ fn cgroups_path(record: &ContainerRecord) -> String {
     format!("/{parent}/{}", record.id)
 }
 
-/// The container's /etc/hosts: loopback names, `--add-host` entries, and
-/// its hostname on each address it has on a network (with its aliases
-/// there), or on 127.0.1.1 without one.
+/// The container's /etc/hosts: loopback names (the host's file with the
+/// host's network), `--add-host` entries (`host-gateway` is `host_gateway`,
+/// the default bridge's address, as with Docker), and its hostname on each
+/// address it has on a network (with its aliases there), or on 127.0.1.1
+/// without one.
 fn hosts_file(
     hostname: &str,
     extra: &[String],
     host_network: bool,
     endpoints: &[(String, networks::Endpoint)],
+    host_gateway: Option<&str>,
 ) -> String {
-    if host_network {
-        if let Ok(text) = std::fs::read_to_string("/etc/hosts") {
-            return text;
-        }
-    }
-    let mut text = String::from(
+    let host_file = host_network.then(|| std::fs::read_to_string("/etc/hosts").ok()).flatten();
+    let mut text = host_file.clone().unwrap_or_else(|| String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
+    ));
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
     for entry in extra {
-        if let Some((host, ip)) = entry.split_once(':') {
-            text.push_str(&format!("{ip}\t{host}\n"));
-        }
+        let Some((host, ip)) = entry.split_once(':') else { continue };
+        let ip = match (ip, host_gateway) {
+            ("host-gateway", Some(gateway)) => gateway,
+            ("host-gateway", None) => {
+                tracing::warn!(host = %host, "no default bridge address for host-gateway");
+                continue;
+            }
+            (ip, _) => ip,
+        };
+        text.push_str(&format!("{ip}\t{host}\n"));
+    }
+    if host_file.is_some() {
+        return text;
     }
     if endpoints.is_empty() {
         text.push_str(&format!("127.0.1.1\t{hostname}\n"));
@@ -3158,12 +3171,16 @@ mod network_files_tests {
             aliases: vec!["db".into(), "web1".into()],
             ..networks::Endpoint::default()
         };
-        let text = hosts_file("web1", &["gw:10.0.0.1".into()], false, &[("n".into(), endpoint)]);
+        let text =
+            hosts_file("web1", &["gw:10.0.0.1".into()], false, &[("n".into(), endpoint)], None);
         assert!(text.starts_with("127.0.0.1\tlocalhost\n"), "{text}");
         assert!(text.contains("10.0.0.1\tgw\n"), "{text}");
         assert!(text.ends_with("172.18.0.5\tweb1 db\n"), "{text}");
         assert!(!text.contains("127.0.1.1"), "{text}");
-        assert!(hosts_file("web1", &[], false, &[]).ends_with("127.0.1.1\tweb1\n"));
+        assert!(hosts_file("web1", &[], false, &[], None).ends_with("127.0.1.1\tweb1\n"));
+        let text = hosts_file("web1", &["gw:host-gateway".into()], false, &[], Some("172.17.0.1"));
+        assert!(text.contains("172.17.0.1\tgw\n"), "{text}");
+        assert!(!text.contains("host-gateway"), "{text}");
     }
 }
 
