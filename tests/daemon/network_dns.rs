@@ -157,9 +157,13 @@ fn the_resolver_answers_raw_queries_over_udp_and_tcp_like_a_dns_server() {
         let socket = UdpSocket::bind(("127.0.0.1", 0))?;
         socket.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut buf = [0u8; 4096];
-        socket.send_to(&dns::build_query(0x1234, &db, dns::TYPE_A), resolver)?;
+        // In mixed case, as DNS 0x20 clients ask: the question comes back
+        // exactly as asked.
+        let query = dns::build_query(0x1234, &db.to_uppercase(), dns::TYPE_A);
+        socket.send_to(&query, resolver)?;
         let n = socket.recv(&mut buf)?;
         let over_udp = dns::parse_response(&buf[..n]);
+        assert_eq!(buf.get(12..query.len()), query.get(12..), "the question, as asked");
         socket.send_to(&dns::build_query(0x4321, &db, dns::TYPE_AAAA), resolver)?;
         let n = socket.recv(&mut buf)?;
         let aaaa = dns::parse_response(&buf[..n]);

@@ -618,6 +618,40 @@ fn parse_octet(text: &str) -> Option<u8> {
     text.parse().ok()
 }
 
+/// Gives `reply` (a [`response`] to `query_msg`) the question exactly as
+/// the client wrote it: [`parse_query`] lower-cases the name, and clients
+/// that randomise its case (DNS 0x20, as unbound and dnsmasq do when they
+/// forward) check that it comes back unchanged. The owner names of the
+/// answers point at the question, so they follow. Nothing is changed when
+/// the two questions differ in more than case (a compressed question).
+pub fn echo_question_case(reply: &mut [u8], query_msg: &[u8]) {
+    let end = |msg: &[u8]| -> Option<usize> {
+        let mut pos = HEADER_LEN;
+        loop {
+            let len = usize::from(*msg.get(pos)?);
+            if len == 0 {
+                return Some(pos + 1 + 4);
+            }
+            if len > 63 {
+                return None;
+            }
+            pos += 1 + len;
+        }
+    };
+    let (Some(ours), Some(theirs)) = (end(reply), end(query_msg)) else { return };
+    if ours != theirs {
+        return;
+    }
+    let (Some(mine), Some(asked)) =
+        (reply.get_mut(HEADER_LEN..ours), query_msg.get(HEADER_LEN..ours))
+    else {
+        return;
+    };
+    if mine.eq_ignore_ascii_case(asked) {
+        mine.copy_from_slice(asked);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1102,5 +1136,23 @@ mod tests {
             }
         }
         assert!(parsed > 1000, "only {parsed} mutations parsed");
+    }
+
+    #[test]
+    fn the_question_comes_back_in_the_clients_case() {
+        let msg = build_query(9, "WeB.Example", TYPE_A);
+        let query = parse_query(&msg).expect("a query");
+        assert_eq!(query.name, "web.example");
+        let mut reply =
+            response(&query, Rcode::NoError, &[Record::A([10, 0, 0, 2].into())], 60, 512);
+        echo_question_case(&mut reply, &msg);
+        assert_eq!(reply.get(12..29), msg.get(12..29));
+        let parsed = parse_response(&reply).expect("a response");
+        assert_eq!(parsed.answers.len(), 1);
+        // A different name is left alone.
+        let other = build_query(9, "db.example", TYPE_A);
+        let before = reply.clone();
+        echo_question_case(&mut reply, &other);
+        assert_eq!(reply, before);
     }
 }

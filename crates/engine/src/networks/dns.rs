@@ -232,7 +232,7 @@ async fn serve_udp(socket: Arc<tokio::net::UdpSocket>, context: Arc<Context>) {
         };
         let msg = buf.get(..n).unwrap_or_default().to_vec();
         let local = match dns::parse_query(&msg) {
-            Ok(query) => local_answer(&context, &query, Transport::Udp),
+            Ok(query) => local_answer(&context, &query, &msg, Transport::Udp),
             Err(_) => Answer::Reply(dns::error_response(&msg, Rcode::FormErr)),
         };
         match local {
@@ -248,9 +248,9 @@ async fn serve_udp(socket: Arc<tokio::net::UdpSocket>, context: Arc<Context>) {
                 let socket = Arc::clone(&socket);
                 let context = Arc::clone(&context);
                 tokio::spawn(async move {
-                    let reply = forward_udp(&msg, &context.upstream).await.unwrap_or_else(|| {
-                        dns::response(&query, Rcode::ServFail, &[], 0, udp_limit(&query))
-                    });
+                    let reply = forward_udp(&msg, &context.upstream)
+                        .await
+                        .unwrap_or_else(|| servfail(&query, &msg, udp_limit(&query)));
                     let _ = socket.send_to(&reply, peer).await;
                     drop(permit);
                 });
@@ -282,12 +282,12 @@ async fn serve_tcp_connection(
         };
         let msg = msg?;
         let reply = match dns::parse_query(&msg) {
-            Ok(query) => match local_answer(context, &query, Transport::Tcp) {
+            Ok(query) => match local_answer(context, &query, &msg, Transport::Tcp) {
                 Answer::Reply(reply) => reply,
                 Answer::Forward(query) => Some(
                     forward_tcp(&msg, &context.upstream)
                         .await
-                        .unwrap_or_else(|| dns::response(&query, Rcode::ServFail, &[], 0, 65535)),
+                        .unwrap_or_else(|| servfail(&query, &msg, 65535)),
                 ),
             },
             Err(_) => dns::error_response(&msg, Rcode::FormErr),
@@ -322,14 +322,24 @@ fn udp_limit(query: &Query) -> usize {
     usize::from(query.edns_udp_size.unwrap_or(512))
 }
 
-/// Our answer to `query`, or that it must be forwarded.
-fn local_answer(context: &Context, query: &Query, transport: Transport) -> Answer {
+/// SERVFAIL: nobody upstream answered `query` (whose bytes were `msg`).
+fn servfail(query: &Query, msg: &[u8], limit: usize) -> Vec<u8> {
+    let mut reply = dns::response(query, Rcode::ServFail, &[], 0, limit);
+    dns::echo_question_case(&mut reply, msg);
+    reply
+}
+
+/// Our answer to `query` (whose bytes were `msg`), or that it must be
+/// forwarded.
+fn local_answer(context: &Context, query: &Query, msg: &[u8], transport: Transport) -> Answer {
     let limit = match transport {
         Transport::Udp => udp_limit(query),
         Transport::Tcp => 65535,
     };
     let reply = |rcode, records: &[Record]| {
-        Answer::Reply(Some(dns::response(query, rcode, records, TTL, limit)))
+        let mut reply = dns::response(query, rcode, records, TTL, limit);
+        dns::echo_question_case(&mut reply, msg);
+        Answer::Reply(Some(reply))
     };
     if query.opcode != 0 {
         return reply(Rcode::NotImp, &[]);
