@@ -22,6 +22,7 @@ mod images;
 mod lifecycle;
 mod network_cli;
 mod network_dns;
+mod network_iptables;
 mod network_modes;
 mod network_reach;
 mod networks;

@@ -11,8 +11,9 @@ use kiln_api_server::daemon::{self, ConfigFile, Flags, Settings};
 #[command(
     after_help = "Flags win over daemon.json, which wins over the defaults. daemon.json keys read: \
 data-root, exec-root, hosts, debug, and for networks bridge (the default bridge's interface, \
-default kiln0), bip (its address and subnet, e.g. 172.26.0.1/16) and default-address-pools \
-([{\"base\":\"10.10.0.0/16\",\"size\":24}]); other keys are ignored."
+default kiln0), bip (its address and subnet, e.g. 172.26.0.1/16), default-address-pools \
+([{\"base\":\"10.10.0.0/16\",\"size\":24}]) and firewall-backend (nftables or iptables; \
+default nftables where the nft program is installed, else iptables); other keys are ignored."
 )]
 pub struct DaemonArgs {
     /// Directory of persistent state [env: KILN_ROOT] [default: /var/lib/kiln]
@@ -90,9 +91,10 @@ fn run(args: DaemonArgs) -> anyhow::Result<()> {
 
 /// daemon.json's network keys, read here because the API server's settings
 /// do not know them.
-const NETWORK_KEYS: [&str; 3] = ["bridge", "bip", "default-address-pools"];
+const NETWORK_KEYS: [&str; 4] = ["bridge", "bip", "default-address-pools", "firewall-backend"];
 
-/// `bridge`, `bip` and `default-address-pools`, with Docker's meaning.
+/// `bridge`, `bip`, `default-address-pools` and `firewall-backend`, with
+/// Docker's meaning.
 fn network_config(
     keys: &std::collections::BTreeMap<String, serde_json::Value>,
 ) -> anyhow::Result<kiln_engine::NetworkConfig> {
@@ -113,6 +115,10 @@ fn network_config(
     if let Some(value) = keys.get("default-address-pools") {
         config.default_address_pools =
             serde_json::from_value(value.clone()).context("invalid \"default-address-pools\"")?;
+    }
+    if let Some(value) = keys.get("firewall-backend") {
+        let text = value.as_str().context("\"firewall-backend\" must be a string")?;
+        config.firewall_backend = Some(text.parse().context("invalid \"firewall-backend\"")?);
     }
     Ok(config)
 }

@@ -15,8 +15,9 @@ pub struct Config {
     /// The `kiln` executable that runs shims (`kiln shim`); `None`: this
     /// process's own executable.
     pub exe: Option<PathBuf>,
-    /// The default bridge and the subnets networks get (daemon.json's
-    /// `bridge`, `bip` and `default-address-pools`).
+    /// The default bridge, the subnets networks get and the firewall
+    /// (daemon.json's `bridge`, `bip`, `default-address-pools` and
+    /// `firewall-backend`).
     pub network: NetworkConfig,
 }
 
@@ -31,6 +32,54 @@ pub struct NetworkConfig {
     /// `default-address-pools`: where subnets of new networks (and of the
     /// default bridge without `bip`) come from; empty: Docker's defaults.
     pub default_address_pools: Vec<kiln_network::Pool>,
+    /// `firewall-backend`: what Kiln's firewall rules are written with;
+    /// `None`: nftables where the `nft` program is installed, else iptables
+    /// where `iptables` is.
+    pub firewall_backend: Option<FirewallBackend>,
+}
+
+/// What Kiln's firewall rules are written with (daemon.json's
+/// `firewall-backend`, Docker 28's key and values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FirewallBackend {
+    /// Kiln's own table, `table ip kiln` (see `kiln_network::nft`).
+    Nftables,
+    /// Kiln's own chains, `KILN-…`, and a jump to each from the built-in
+    /// chains (see `kiln_network::iptables`).
+    Iptables,
+}
+
+impl FirewallBackend {
+    /// The name in daemon.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirewallBackend::Nftables => "nftables",
+            FirewallBackend::Iptables => "iptables",
+        }
+    }
+}
+
+impl std::fmt::Display for FirewallBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `firewall-backend` that is neither `nftables` nor `iptables`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown firewall backend {0:?}: use \"nftables\" or \"iptables\"")]
+pub struct UnknownFirewallBackend(String);
+
+impl std::str::FromStr for FirewallBackend {
+    type Err = UnknownFirewallBackend;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nftables" => Ok(FirewallBackend::Nftables),
+            "iptables" => Ok(FirewallBackend::Iptables),
+            other => Err(UnknownFirewallBackend(other.to_owned())),
+        }
+    }
 }
 
 impl Config {
@@ -53,5 +102,24 @@ impl Config {
 impl Default for Config {
     fn default() -> Config {
         Config::new(Config::DEFAULT_ROOT, Config::DEFAULT_EXEC_ROOT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firewall_backend_takes_dockers_two_names_and_refuses_others() {
+        for backend in [FirewallBackend::Nftables, FirewallBackend::Iptables] {
+            assert_eq!(backend.as_str().parse::<FirewallBackend>().expect("parses"), backend);
+        }
+        for bad in ["", "bogus", "NFTABLES", "nft", "iptables-legacy"] {
+            let err = bad.parse::<FirewallBackend>().expect_err(bad);
+            assert_eq!(
+                err.to_string(),
+                format!("unknown firewall backend {bad:?}: use \"nftables\" or \"iptables\"")
+            );
+        }
     }
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use kiln_types::{ErrorKind, HasKind};
 
-pub use config::{Config, NetworkConfig};
+pub use config::{Config, FirewallBackend, NetworkConfig};
 pub use containers::{ContainerError, Containers};
 pub use host::{CgroupVersion, HostFacts};
 pub use images::{

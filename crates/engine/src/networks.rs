@@ -26,7 +26,8 @@
 //! network (`kv…` on the host, `eth0`, `eth1`… inside) with hairpin mode on
 //! the bridge port, and its published ports are held by
 //! [`PortReservation`](kiln_network::PortReservation)s.
-//! The firewall ([`firewall`]) is Kiln's own nftables table, rebuilt from
+//! The firewall ([`firewall`]) is Kiln's own nftables table (or its own
+//! iptables chains: daemon.json's `firewall-backend`), rebuilt from
 //! this state after every change that alters it, and removed (with IPv4
 //! forwarding restored if Kiln turned it on) a moment after the last
 //! container on a bridge stops.
@@ -226,7 +227,7 @@ pub enum NetworkError {
     #[error(transparent)]
     BridgeName(NftError),
     #[error("cannot set up the firewall of Kiln's networks")]
-    Firewall(#[source] NftError),
+    Firewall(#[source] firewall::FirewallError),
     #[error("cannot set a network sysctl")]
     Sysctl(#[source] SysctlError),
     #[error("cannot set up bridge {bridge} of network {network}")]
@@ -286,7 +287,8 @@ impl HasKind for NetworkError {
             Self::Subnet(err) => err.kind(),
             Self::Ipam(err) => err.kind(),
             Self::Port(err) => err.kind(),
-            Self::Firewall(err) | Self::BridgeName(err) => err.kind(),
+            Self::Firewall(err) => err.kind(),
+            Self::BridgeName(err) => err.kind(),
             Self::Sysctl(err) => err.kind(),
             Self::Bridge { source, .. }
             | Self::Attach { source, .. }
@@ -397,7 +399,7 @@ impl Networks {
             changed.iter().filter_map(|id| networks.get(id)).collect();
         store.put_all(&changed)?;
         sandbox::load_endpoints(&endpoints_dir, &mut networks);
-        let firewall = firewall::State::load(&state_dir);
+        let firewall = firewall::State::load(&state_dir, config.firewall_backend);
         Ok(Arc::new_cyclic(|me| Networks {
             store,
             netns_dir,

@@ -13,6 +13,9 @@
 //! - [`nft`]: the [`Ruleset`] plan (masquerade, DNAT of published ports,
 //!   hairpin, isolation between bridges, `--internal`) rendered for
 //!   `nft -f`, applied atomically to `table ip kiln` and nothing else.
+//! - [`iptables`]: the same [`Ruleset`] as Kiln's own iptables chains
+//!   (`KILN-PREROUTING`, `KILN-OUTPUT`, `KILN-POSTROUTING`, `KILN-FORWARD`)
+//!   and one jump to each, for hosts without nftables.
 //! - [`sysctl`]: IPv4 forwarding (remembering what it was) and
 //!   `route_localnet` on bridges.
 //! - [`dns`]: the DNS wire format of the embedded resolver at 127.0.0.11:
@@ -51,6 +54,7 @@
 
 pub mod dns;
 pub mod ipam;
+pub mod iptables;
 pub mod nft;
 pub mod ports;
 pub mod sysctl;

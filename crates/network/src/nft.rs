@@ -52,8 +52,8 @@
 //!
 //! # Requirements
 //! The `nft` program (Debian: `apt-get install nftables`) and a kernel with
-//! nf_tables. There is no iptables fallback yet: without `nft`, [`apply`]
-//! fails with [`NftError::NotInstalled`].
+//! nf_tables. Without `nft`, [`apply`] fails with [`NftError::NotInstalled`]
+//! (the engine then uses [`crate::iptables`] where `iptables` is installed).
 
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -83,7 +83,7 @@ pub enum NftError {
     InvalidBridgeName { name: String },
     /// `nft` is not installed.
     #[error(
-        "nft not found: install nftables (apt-get install nftables); Kiln has no iptables fallback"
+        "nft not found: install nftables (apt-get install nftables), or iptables for the iptables backend"
     )]
     NotInstalled,
     /// `nft` is there but could not be run or fed.
@@ -583,7 +583,7 @@ mod tests {
     fn missing_nft_names_the_package() {
         assert_eq!(
             NftError::NotInstalled.to_string(),
-            "nft not found: install nftables (apt-get install nftables); Kiln has no iptables fallback"
+            "nft not found: install nftables (apt-get install nftables), or iptables for the iptables backend"
         );
         assert_eq!(NftError::NotInstalled.kind(), ErrorKind::Unsupported);
     }

@@ -16,6 +16,7 @@ fn config(bip: &str) -> NetworkConfig {
         bip: Some(bip.parse().expect("bip")),
         // A pool no host route is likely to cover, so picks are predictable.
         default_address_pools: vec![Pool::new(net("10.213.0.0/16"), 24).expect("pool")],
+        ..NetworkConfig::default()
     }
 }
 
