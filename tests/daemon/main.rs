@@ -27,5 +27,8 @@ mod network_modes;
 mod network_reach;
 mod networks;
 mod pull;
+mod push;
+mod registry;
+mod registry_auth;
 mod resources;
 mod terminal;

@@ -153,6 +153,7 @@ pub async fn save(engine: Arc<Engine>, names: Vec<String>) -> Result<Response<Bo
 pub async fn create(
     engine: Arc<Engine>,
     query: &Query,
+    headers: &http::HeaderMap,
     body: BodyReader,
 ) -> Result<Response<Body>, ApiError> {
     match (query.get("fromSrc"), query.get("fromImage")) {
@@ -163,7 +164,10 @@ pub async fn create(
                 message: format!("importing from a URL ({src}) is not supported; send the tar as the body with fromSrc=-"),
             })
         }
-        (None, Some(image)) => return pull(engine, pull_reference(image, query), query).await,
+        (None, Some(image)) => {
+            let credentials = crate::auth::registry_auth(headers)?;
+            return pull(engine, pull_reference(image, query), query, credentials).await;
+        }
         (None, None) => return Err(ApiError::bad_request("fromSrc or fromImage is required")),
     }
     let repo = query.get("repo").unwrap_or_default();
@@ -203,15 +207,18 @@ fn pull_reference(image: &str, query: &Query) -> String {
 /// progress as Docker's JSON-message stream. An error before the manifest
 /// is found (unknown tag, registry down) is an ordinary error answer (404
 /// for `manifest unknown`); one after the stream started is its last line.
-/// `X-Registry-Auth` is accepted and ignored until `kiln login` exists.
+/// The credentials of `X-Registry-Auth` go to the registry (see
+/// [`crate::auth`]).
 async fn pull(
     engine: Arc<Engine>,
     reference: String,
     query: &Query,
+    credentials: Option<kiln_engine::pull::Credentials>,
 ) -> Result<Response<Body>, ApiError> {
     let request = PullRequest {
         reference,
         platform: query.get("platform").filter(|p| !p.is_empty()).map(str::to_owned),
+        credentials,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(async move { engine.images().pull(&request, tx).await });
@@ -245,8 +252,8 @@ async fn pull(
 
 /// The lines of a pull's answer as they are produced.
 #[derive(Debug)]
-struct LineBody {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
+pub(crate) struct LineBody {
+    pub(crate) rx: tokio::sync::mpsc::Receiver<Bytes>,
 }
 
 impl hyper::body::Body for LineBody {
@@ -261,13 +268,13 @@ impl hyper::body::Body for LineBody {
     }
 }
 
-fn json_line(value: &serde_json::Value) -> Bytes {
+pub(crate) fn json_line(value: &serde_json::Value) -> Bytes {
     let mut out = serde_json::to_vec(value).unwrap_or_default();
     out.push(b'\n');
     out.into()
 }
 
-fn error_json(message: &str) -> serde_json::Value {
+pub(crate) fn error_json(message: &str) -> serde_json::Value {
     serde_json::json!({ "errorDetail": { "message": message }, "error": message })
 }
 
@@ -306,7 +313,7 @@ fn progress_json(step: &PullProgress) -> serde_json::Value {
 }
 
 /// `[=====>      ]  1.2MB/3.4MB`, as dockerd renders `progress`.
-fn progress_bar(current: u64, total: u64) -> String {
+pub(crate) fn progress_bar(current: u64, total: u64) -> String {
     const WIDTH: u64 = 50;
     let filled = (current.min(total) * WIDTH).checked_div(total).unwrap_or(0);
     let mut bar = "=".repeat(usize::try_from(filled).unwrap_or(0));

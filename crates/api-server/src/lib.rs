@@ -17,6 +17,7 @@
 //!
 //! Nothing here forks: this runs in the daemon's multi-threaded runtime.
 
+mod auth;
 mod bootstrap;
 mod build;
 mod commit;
@@ -27,6 +28,7 @@ mod events;
 mod image;
 mod listen;
 mod network;
+mod push;
 mod query;
 mod reply;
 mod route;

@@ -8,6 +8,7 @@ use http::{Method, Request, Response};
 use hyper::body::Body as HttpBody;
 use kiln_engine::Engine;
 
+use crate::auth;
 use crate::bootstrap;
 use crate::build;
 use crate::commit;
@@ -16,6 +17,7 @@ use crate::error::ApiError;
 use crate::events;
 use crate::image;
 use crate::network;
+use crate::push;
 use crate::query::{self, Query};
 use crate::reply::{self, Body};
 use crate::stream::body_reader;
@@ -38,6 +40,8 @@ enum Route {
     Version,
     Info,
     DiskUsage,
+    /// `POST /auth`: `docker login`.
+    Auth,
     ImageList,
     ImageLoad,
     ImageCreate,
@@ -47,6 +51,7 @@ enum Route {
     ImageInspect(String),
     ImageHistory(String),
     ImageTag(String),
+    ImagePush(String),
     /// `GET /images/{name}/get`.
     ImageSave(String),
     ImageDelete(String),
@@ -163,6 +168,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         (&Method::GET, "/version") => Route::Version,
         (&Method::GET, "/info") => Route::Info,
         (&Method::GET, "/system/df") => Route::DiskUsage,
+        (&Method::POST, "/auth") => Route::Auth,
         (&Method::GET, "/images/json") => Route::ImageList,
         (&Method::POST, "/images/load") => Route::ImageLoad,
         (&Method::POST, "/images/create") => Route::ImageCreate,
@@ -226,7 +232,9 @@ fn image_route(method: &Method, rest: &str) -> Option<Route> {
             .map(Route::ImageInspect)
             .or_else(|| name("/history").map(Route::ImageHistory))
             .or_else(|| name("/get").map(Route::ImageSave)),
-        Method::POST => name("/tag").map(Route::ImageTag),
+        Method::POST => {
+            name("/tag").map(Route::ImageTag).or_else(|| name("/push").map(Route::ImagePush))
+        }
         Method::DELETE => name("").map(Route::ImageDelete),
         _ => None,
     }
@@ -281,10 +289,12 @@ impl Api {
             Route::Version => system::version(&self.engine, version),
             Route::Info => system::info(&self.engine, version),
             Route::DiskUsage => image::disk_usage(engine).await?,
+            Route::Auth => auth::login(request.into_body()).await?,
             Route::ImageList => image::list(engine, &query).await?,
             Route::ImageInspect(name) => image::inspect(engine, name).await?,
             Route::ImageHistory(name) => image::history(engine, name).await?,
             Route::ImageTag(name) => image::tag(engine, name, &query).await?,
+            Route::ImagePush(name) => push::push(engine, name, &query, request.headers()).await?,
             Route::ImageDelete(name) => image::remove(engine, name, &query).await?,
             Route::ImageSave(name) => image::save(engine, vec![name]).await?,
             Route::ImagePrune => image::prune(engine, &query).await?,
@@ -294,7 +304,8 @@ impl Api {
             Route::BuildPrune => build::prune()?,
             Route::ImageLoad => image::load(engine, body_reader(request.into_body())).await?,
             Route::ImageCreate => {
-                image::create(engine, &query, body_reader(request.into_body())).await?
+                let headers = request.headers().clone();
+                image::create(engine, &query, &headers, body_reader(request.into_body())).await?
             }
             Route::ContainerCreate => {
                 container::create(engine, &query, request.into_body()).await?
@@ -406,8 +417,13 @@ mod tests {
         assert_eq!(route(&Method::DELETE, "/images/a%2Fb"), Some(Route::ImageDelete("a/b".into())));
         assert_eq!(route(&Method::GET, "/images/x/get"), Some(Route::ImageSave("x".into())));
         assert_eq!(route(&Method::POST, "/images/x/tag"), Some(Route::ImageTag("x".into())));
+        assert_eq!(
+            route(&Method::POST, "/images/127.0.0.1:5000/a/push"),
+            Some(Route::ImagePush("127.0.0.1:5000/a".into()))
+        );
         assert_eq!(route(&Method::GET, "/images//json"), None);
         assert_eq!(route(&Method::POST, "/commit"), Some(Route::Commit));
+        assert_eq!(route(&Method::POST, "/auth"), Some(Route::Auth));
         assert_eq!(route(&Method::POST, "/kiln/images/bootstrap"), Some(Route::ImageBootstrap));
     }
 

@@ -192,6 +192,25 @@ pub struct JsonMessage {
     pub error: Option<String>,
     #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<ErrorDetail>,
+    /// A transfer's bar as dockerd renders it (`[==>    ]  1.2MB/5MB`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    /// What the last lines carry besides text (a push's `Tag`, `Digest`, `Size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}
+
+/// `progressDetail` of a [`JsonMessage`]: bytes done and in all (`{}` when
+/// the step has no byte count).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProgressDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
 }
 
 /// `errorDetail` of a [`JsonMessage`].

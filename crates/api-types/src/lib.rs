@@ -33,7 +33,8 @@ pub use error::ErrorResponse;
 pub use event::{EventActor, EventMessage};
 pub use image::{
     DeleteItem, EmptyObject, ErrorDetail, GraphDriver, Healthcheck, HistoryItem, ImageConfig,
-    ImageInspect, ImageMetadata, ImagePruneResponse, ImageSummary, JsonMessage, RootFs,
+    ImageInspect, ImageMetadata, ImagePruneResponse, ImageSummary, JsonMessage, ProgressDetail,
+    RootFs,
 };
 pub use network::{
     ConfigReference, EndpointIpamConfig, Ipam, IpamConfig, Network, NetworkConnectRequest,

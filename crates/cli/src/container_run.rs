@@ -334,7 +334,10 @@ async fn create_container(client: &Client, plan: &CreatePlan) -> anyhow::Result<
             // docker-compat: the pull's progress goes to stderr, then the
             // create is tried once more.
             eprintln!("Unable to find image '{image}' locally");
-            let options = kiln_client::PullOptions { platform: plan.platform.clone() };
+            let options = kiln_client::PullOptions {
+                platform: plan.platform.clone(),
+                registry_auth: crate::login::registry_auth_for(image),
+            };
             crate::image_pull::pull_with_progress(
                 client,
                 image,

@@ -17,15 +17,18 @@ pub struct PullArgs {
     /// Set platform if server is multi-platform capable (os/arch[/variant])
     #[arg(long, value_name = "string")]
     platform: Option<String>,
-    /// NAME[:TAG|@DIGEST]; only localhost and 127.0.0.0/8 registries (plain
-    /// HTTP) for now
+    /// NAME[:TAG|@DIGEST]; the credentials `kiln login` stored for its
+    /// registry are sent along
     #[arg(value_name = "NAME[:TAG|@DIGEST]")]
     name: String,
 }
 
 pub async fn run(global: &GlobalArgs, args: &PullArgs) -> anyhow::Result<()> {
     let client = crate::connect(global).await?;
-    let options = PullOptions { platform: args.platform.clone() };
+    let options = PullOptions {
+        platform: args.platform.clone(),
+        registry_auth: crate::login::registry_auth_for(&args.name),
+    };
     let mut stdout = std::io::stdout().lock();
     pull_with_progress(&client, &args.name, &options, args.quiet, &mut stdout).await?;
     writeln!(stdout, "{}", full_reference(&args.name))?;

@@ -19,7 +19,9 @@ mod container_list;
 mod container_logs;
 mod container_ops;
 mod container_run;
+mod credential_helper;
 mod disk_usage;
+mod docker_config;
 mod format;
 mod image_archive;
 mod image_bootstrap;
@@ -27,13 +29,16 @@ mod image_build;
 mod image_inspect;
 mod image_list;
 mod image_pull;
+mod image_push;
 mod image_tag;
 mod info;
+mod login;
 mod monitor;
 mod network;
 mod output;
 pub mod target;
 mod terminal;
+mod transfer_progress;
 mod version;
 mod volume;
 
@@ -92,6 +97,12 @@ pub enum Command {
     Build(Box<image_build::BuildArgs>),
     /// Download an image from a registry
     Pull(image_pull::PullArgs),
+    /// Upload an image to a registry
+    Push(image_push::PushArgs),
+    /// Log in to a registry
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
     /// Load an image from a tar archive or STDIN
     Load(image_archive::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -234,6 +245,8 @@ pub enum ImageCommand {
     Rm(image_tag::RemoveArgs),
     /// Download an image from a registry
     Pull(image_pull::PullArgs),
+    /// Upload an image to a registry
+    Push(image_push::PushArgs),
     /// Load an image from a tar archive or STDIN
     Load(image_archive::LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -358,6 +371,11 @@ async fn dispatch(global: &GlobalArgs, command: Command) -> anyhow::Result<u8> {
             Command::Pull(args) | Command::Image { command: ImageCommand::Pull(args) } => {
                 image_pull::run(global, &args).await
             }
+            Command::Push(args) | Command::Image { command: ImageCommand::Push(args) } => {
+                image_push::run(global, &args).await
+            }
+            Command::Login(args) => login::login(global, &args).await,
+            Command::Logout(args) => login::logout(&args),
             Command::Load(args) | Command::Image { command: ImageCommand::Load(args) } => {
                 image_archive::load(global, &args).await
             }

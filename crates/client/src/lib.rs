@@ -17,6 +17,7 @@
 
 mod archive;
 mod attach;
+mod auth;
 mod bootstrap;
 mod build;
 mod container;
@@ -29,6 +30,7 @@ mod image;
 mod monitor;
 mod network;
 mod pull;
+mod push;
 mod query;
 mod stream;
 mod transport;
@@ -42,6 +44,7 @@ use kiln_api_types::{ApiVersion, DiskUsage, ErrorResponse, SystemInfo, Version};
 
 pub use archive::{ArchiveDownload, ExtractOptions, PathStat};
 pub use attach::{Attached, InputWriter};
+pub use auth::{AuthConfig, LoginOutcome};
 pub use bootstrap::BootstrapOptions;
 pub use build::{
     secrets_header, spawn_body_writer, BodyStream, BuildMessage, BuildOptions, BuildSecret,
@@ -53,6 +56,7 @@ pub use host::{Host, HostError};
 pub use image::{split_tag, ImageListOptions, ImportOptions};
 pub use monitor::{Change, ChangeKind, EventStream, JsonStream, StatsStream};
 pub use pull::{pull_query, PullOptions};
+pub use push::{push_query, PushOptions};
 pub use stream::{OutputStream, StreamKind};
 
 use transport::RequestBody;

@@ -1,6 +1,6 @@
 //! `POST /images/create?fromImage=`: a pull, its progress read as it comes.
 
-use http::Method;
+use http::{HeaderName, HeaderValue, Method};
 use http_body_util::BodyExt as _;
 use kiln_api_types::JsonMessage;
 
@@ -15,6 +15,9 @@ use crate::{check_status, Client};
 pub struct PullOptions {
     /// `--platform os/arch[/variant]`.
     pub platform: Option<String>,
+    /// The `X-Registry-Auth` header's value ([`crate::AuthConfig::encode`])
+    /// for the image's registry; none is sent when `None`.
+    pub registry_auth: Option<String>,
 }
 
 /// `name[:tag|@digest]` as `fromImage` and `tag`, as the docker CLI sends
@@ -46,8 +49,15 @@ impl Client {
             query.push(("platform", platform.clone()));
         }
         let path = self.versioned(&with_query("/images/create", &query));
+        let mut headers = Vec::new();
+        if let Some(auth) = &options.registry_auth {
+            let value = HeaderValue::from_str(auth)
+                .map_err(|e| ClientError::Request { path: path.clone(), source: e.into() })?;
+            headers.push((HeaderName::from_static("x-registry-auth"), value));
+        }
         let response =
-            transport::send_streaming(&self.host, Method::POST, &path, transport::empty()).await?;
+            transport::send_with(&self.host, Method::POST, &path, &headers, transport::empty())
+                .await?;
         let (parts, mut body) = response.into_parts();
         let http_err = |source| ClientError::Http { host: self.host.clone(), source };
         if !parts.status.is_success() {
@@ -67,7 +77,7 @@ impl Client {
     }
 }
 
-fn handle_line(
+pub(crate) fn handle_line(
     path: &str,
     line: &[u8],
     on_message: &mut impl FnMut(&JsonMessage),
@@ -95,6 +105,29 @@ mod tests {
         assert_eq!(pull_query("busybox"), ("busybox".into(), "latest".into()));
         assert_eq!(pull_query("localhost:5000/a:1"), ("localhost:5000/a".into(), "1".into()));
         assert_eq!(pull_query("a@sha256:ab"), ("a".into(), "sha256:ab".into()));
+    }
+
+    #[tokio::test]
+    async fn credentials_go_in_x_registry_auth_and_only_when_given() {
+        use crate::fake_daemon::{json_answer, send, FakeDaemon};
+        for auth in [Some("eyJ1c2VybmFtZSI6ImEifQ=="), None] {
+            let mut daemon = FakeDaemon::new();
+            let server = daemon.serve(|mut stream| async move {
+                let body = r#"{"status":"Status: Image is up to date for a:1"}"#;
+                send(&mut stream, &json_answer("200 OK", body)).await;
+            });
+            let options =
+                PullOptions { registry_auth: auth.map(str::to_owned), ..PullOptions::default() };
+            daemon.client.image_pull("a:1", &options, |_| {}).await.expect("pull");
+            let head = server.await.expect("server").to_ascii_lowercase();
+            match auth {
+                Some(value) => assert!(
+                    head.contains(&format!("x-registry-auth: {}\r\n", value.to_ascii_lowercase())),
+                    "{head}"
+                ),
+                None => assert!(!head.contains("x-registry-auth"), "{head}"),
+            }
+        }
     }
 
     #[test]

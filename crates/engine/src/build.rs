@@ -204,7 +204,10 @@ impl Worker for EngineWorker<'_> {
         };
         events(BuildEvent::Output(format!("Pulling {reference}\n").into_bytes()));
         let (progress, mut drain) = tokio::sync::mpsc::unbounded_channel();
-        let request = crate::pull::PullRequest { reference: reference.to_owned(), platform: None };
+        let request = crate::pull::PullRequest {
+            reference: reference.to_owned(),
+            ..crate::pull::PullRequest::default()
+        };
         let pulled = handle.block_on(async {
             let outcome = self.engine.images().pull(&request, progress).await;
             while drain.try_recv().is_ok() {}

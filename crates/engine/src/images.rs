@@ -233,7 +233,7 @@ impl Images {
 
     /// Publish an image event as Docker does: the image's labels while it
     /// still exists, and `name`.
-    fn publish(&self, action: &str, id: &Digest, name: &str) {
+    pub(crate) fn publish(&self, action: &str, id: &Digest, name: &str) {
         let mut attributes: BTreeMap<String, String> = self
             .metadata
             .image(id)

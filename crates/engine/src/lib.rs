@@ -27,6 +27,7 @@ mod info;
 mod lock;
 pub mod networks;
 pub mod pull;
+pub mod push;
 pub mod volumes;
 
 use std::path::PathBuf;

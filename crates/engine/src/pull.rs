@@ -21,10 +21,12 @@ use kiln_image::{
     media_type, Descriptor, ImageConfig, ImageIndex, ImageManifest, LayerError, Metadata,
     MetadataError, Platform,
 };
-use kiln_registry_client::{BlobSink, Endpoint, RegistryError, Repository, RetryPolicy};
+use kiln_registry_client::{BlobSink, Endpoint, Repository, RetryPolicy, Trust};
 use kiln_snapshot::Snapshots;
 use kiln_types::{Digest, ErrorKind, HasKind, ImageRef, ReferenceError};
 use tokio::sync::{mpsc, Semaphore};
+
+pub use kiln_registry_client::{Credentials, RegistryError};
 
 /// Bytes between two `Downloading` reports of one blob.
 const REPORT_EVERY: u64 = 512 * 1024;
@@ -36,6 +38,9 @@ pub struct PullRequest {
     pub reference: String,
     /// `os/arch[/variant]`; the host's platform when `None`.
     pub platform: Option<String>,
+    /// For the image's registry, from the client's `X-Registry-Auth`; the
+    /// anonymous token flow when `None`. The daemon keeps none of its own.
+    pub credentials: Option<Credentials>,
 }
 
 /// One step of a pull, in the order Docker reports them. `id` is a layer's
@@ -164,8 +169,9 @@ pub(crate) struct Stores {
     pub metadata: Metadata,
 }
 
-/// Blobs fetched at once: the machine's parallelism, at least 4, at most 16.
-fn default_parallelism() -> usize {
+/// Blobs fetched (and pushed) at once: the machine's parallelism, at least
+/// 4, at most 16.
+pub(crate) fn default_parallelism() -> usize {
     std::thread::available_parallelism().map_or(4, |n| n.get().clamp(4, 16))
 }
 
@@ -231,6 +237,41 @@ fn short(digest: &Digest) -> String {
     digest.hex().chars().take(12).collect()
 }
 
+/// `docker login`'s check (`POST /auth`): do the registry at
+/// `server_address` (`127.0.0.1:5000`, `https://index.docker.io/v1/`)
+/// and its token server take `credentials`? The identity token to keep
+/// instead of the password, when the token server gave one.
+pub async fn login(
+    server_address: &str,
+    credentials: &Credentials,
+) -> Result<Option<String>, RegistryError> {
+    let registry = registry_of_server_address(server_address);
+    kiln_registry_client::check_login(
+        &Endpoint::for_registry(&registry),
+        credentials,
+        &Trust::system(),
+    )
+    .await
+}
+
+/// The registry (`host[:port]`) a login's server address names, as
+/// dockerd reads it: any scheme and path dropped, Docker Hub's names
+/// (`index.docker.io`, `registry-1.docker.io`, none) as `docker.io`.
+fn registry_of_server_address(address: &str) -> String {
+    let address = address.trim();
+    let rest = address
+        .strip_prefix("https://")
+        .or_else(|| address.strip_prefix("http://"))
+        .unwrap_or(address);
+    let host = rest.split('/').next().unwrap_or_default();
+    match host {
+        "" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            kiln_types::DEFAULT_REGISTRY.to_owned()
+        }
+        host => host.to_owned(),
+    }
+}
+
 /// Pull `request` into `stores`, reporting to `progress`.
 pub(crate) async fn pull(
     stores: Stores,
@@ -255,7 +296,8 @@ pub(crate) async fn pull(
         Endpoint::for_registry(reference.registry()),
         reference.repository(),
         RetryPolicy::default(),
-    )?;
+    )?
+    .with_credentials(request.credentials.clone());
 
     // Resolve: the manifest the reference names, then the platform's.
     let top = repo.manifest(&asked).await?;
@@ -602,6 +644,26 @@ fn unpack_in_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_server_addresses_name_their_registry_as_dockerd_reads_them() {
+        assert_eq!(registry_of_server_address("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(registry_of_server_address(""), "docker.io");
+        assert_eq!(registry_of_server_address("registry-1.docker.io"), "docker.io");
+        assert_eq!(registry_of_server_address("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(registry_of_server_address("http://localhost:5000/v2/"), "localhost:5000");
+        assert_eq!(registry_of_server_address("ghcr.io"), "ghcr.io");
+    }
+
+    #[test]
+    fn credentials_never_show_in_a_pull_request_debug() {
+        let request = PullRequest {
+            reference: "a".into(),
+            credentials: Some(Credentials::password("u", "hunter2")),
+            ..PullRequest::default()
+        };
+        assert!(!format!("{request:?}").contains("hunter2"));
+    }
 
     fn desc(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
         let digest: Digest = format!("sha256:{}", format!("{n:02x}").repeat(32)).parse().unwrap();

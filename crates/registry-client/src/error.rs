@@ -47,11 +47,14 @@ pub enum RegistryError {
     },
     #[error("too many redirects fetching {url}")]
     TooManyRedirects { url: String },
-    /// A `Basic` challenge: the registry wants a user name and password.
-    #[error(
-        "registry {registry} asks for credentials (basic auth); kiln login is not supported yet"
-    )]
+    /// A `Basic` challenge and no user name and password to answer it.
+    #[error("unauthorized: no basic auth credentials for {registry} (log in with `kiln login {registry}`)")]
     CredentialsRequired { registry: String },
+    /// `docker login`'s credentials were refused; `message` is the
+    /// server's (`unauthorized: incorrect username or password`).
+    // docker-compat: dockerd's wording, `Get "https://HOST/v2/": MESSAGE`.
+    #[error("Get \"{url}\": {message}")]
+    LoginRefused { url: String, message: String },
     #[error("registry {registry} refused access to {repository}: {message}")]
     Unauthorized { registry: String, repository: String, message: String },
     #[error("cannot get a token from {realm}: {message}")]
@@ -113,9 +116,9 @@ impl HasKind for RegistryError {
         match self {
             Self::ManifestUnknown { .. } | Self::BlobUnknown { .. } => ErrorKind::NotFound,
             Self::SchemaOne { .. } | Self::UnsupportedManifest { .. } => ErrorKind::Unsupported,
-            Self::CredentialsRequired { .. } | Self::Unauthorized { .. } => {
-                ErrorKind::PermissionDenied
-            }
+            Self::CredentialsRequired { .. }
+            | Self::Unauthorized { .. }
+            | Self::LoginRefused { .. } => ErrorKind::PermissionDenied,
             Self::InvalidUrl { .. }
             | Self::ManifestTooLarge { .. }
             | Self::DigestMismatch { .. }

@@ -1,22 +1,23 @@
 //! One repository of one registry: its manifests and blobs.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderMap, Response, StatusCode};
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use kiln_types::{Algorithm, Digest};
 use sha2::{Digest as _, Sha256};
 
-use crate::challenge::{Challenge, Scheme as ChallengeScheme};
+use crate::auth::{Authorizer, Origin};
+use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
 use crate::error::RegistryError;
 use crate::tls::Trust;
-use crate::transport;
+use crate::transport::{self, Payload};
 
 /// The manifest media types asked for, best first: OCI index and manifest,
 /// Docker manifest list and v2 schema 2 manifest.
@@ -35,7 +36,7 @@ const SCHEMA_ONE: [&str; 2] = [
 
 /// Largest manifest read (the distribution spec lets registries refuse more).
 pub const MANIFEST_LIMIT: u64 = 4 * 1024 * 1024;
-/// Largest token or error answer read.
+/// Largest error answer read.
 const SMALL_BODY_LIMIT: u64 = 1024 * 1024;
 
 /// A manifest as the registry sent it, with its checked digest.
@@ -70,7 +71,7 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    fn delay(&self, failed_attempts: u32) -> Duration {
+    pub(crate) fn delay(&self, failed_attempts: u32) -> Duration {
         self.first_delay.saturating_mul(1 << failed_attempts.saturating_sub(1).min(5))
     }
 }
@@ -86,13 +87,13 @@ pub struct Repository {
 struct Inner {
     endpoint: Endpoint,
     repository: String,
-    token: Mutex<Option<String>>,
+    auth: Authorizer,
     retry: RetryPolicy,
     trust: Trust,
 }
 
 /// What a request asks for, for error messages.
-enum Target<'a> {
+pub(crate) enum Target<'a> {
     Manifest(&'a str),
     Blob(&'a Digest),
 }
@@ -107,6 +108,14 @@ impl Repository {
         retry: RetryPolicy,
     ) -> Result<Repository, RegistryError> {
         Repository::with_trust(endpoint, repository, retry, Trust::system())
+    }
+
+    /// This repository, answering challenges with `credentials` (the
+    /// anonymous token flow when `None`): basic auth, or a token asked for
+    /// with them. Clones made before share them.
+    pub fn with_credentials(self, credentials: Option<Credentials>) -> Repository {
+        self.inner.auth.set_credentials(credentials);
+        self
     }
 
     /// [`Repository::new`], checking HTTPS servers (the registry, its token
@@ -124,7 +133,7 @@ impl Repository {
             inner: Arc::new(Inner {
                 endpoint,
                 repository: repository.to_owned(),
-                token: Mutex::new(None),
+                auth: Authorizer::default(),
                 retry,
                 trust,
             }),
@@ -139,8 +148,13 @@ impl Repository {
         &self.inner.repository
     }
 
+    /// How failed requests are retried (a push retries whole uploads).
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
     /// `registry/repository` followed by `:tag` or `@digest`, for messages.
-    fn display(&self, reference: &str) -> String {
+    pub(crate) fn display(&self, reference: &str) -> String {
         let sep = if reference.contains(':') { '@' } else { ':' };
         format!("{}/{}{sep}{reference}", self.inner.endpoint.registry, self.inner.repository)
     }
@@ -288,39 +302,39 @@ impl Repository {
         extra: &HeaderMap,
         target: Target<'_>,
     ) -> Result<(String, Response<Incoming>), RegistryError> {
+        self.request(Method::GET, url, extra, &Payload::Empty, target).await
+    }
+
+    /// Send `method` with our token and `payload`, answering one auth
+    /// challenge (the payload is sent again then: a push's first POST may
+    /// need a token with a wider scope than the pull's); a success (2xx)
+    /// or the error the answer means.
+    pub(crate) async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        extra: &HeaderMap,
+        payload: &Payload,
+        target: Target<'_>,
+    ) -> Result<(String, Response<Incoming>), RegistryError> {
         let mut asked_token = false;
         loop {
             let mut headers = extra.clone();
-            let token = self.inner.token.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            if let Some(token) = token {
-                if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
-                    headers.insert(AUTHORIZATION, value);
-                }
+            if let Some(value) = self.authorization() {
+                headers.insert(AUTHORIZATION, value);
             }
-            let (final_url, response) = transport::get(url, &headers, &self.inner.trust).await?;
+            let (final_url, response) =
+                transport::send(method.clone(), url, &headers, payload, &self.inner.trust).await?;
             let status = response.status();
             if status.is_success() {
                 return Ok((final_url, response));
             }
-            if status == StatusCode::UNAUTHORIZED && !asked_token {
-                let challenge = response
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(Challenge::parse);
-                match challenge {
-                    Some(c) if c.scheme == ChallengeScheme::Bearer => {
-                        self.fetch_token(&c).await?;
-                        asked_token = true;
-                        continue;
-                    }
-                    Some(c) if c.scheme == ChallengeScheme::Basic => {
-                        return Err(RegistryError::CredentialsRequired {
-                            registry: self.inner.endpoint.registry.clone(),
-                        })
-                    }
-                    _ => {}
-                }
+            if status == StatusCode::UNAUTHORIZED
+                && !asked_token
+                && self.authorize(response.headers(), headers.get(AUTHORIZATION)).await?
+            {
+                asked_token = true;
+                continue;
             }
             let message = error_message(&final_url, response).await;
             return Err(self.status_error(&final_url, status, message, target));
@@ -352,54 +366,29 @@ impl Repository {
         }
     }
 
-    /// The anonymous bearer flow: GET `realm?service=&scope=` and keep the
-    /// token for later requests.
-    async fn fetch_token(&self, challenge: &Challenge) -> Result<(), RegistryError> {
-        let realm = challenge.param("realm").unwrap_or_default().to_owned();
-        if realm.is_empty() {
-            return Err(RegistryError::Token {
-                realm,
-                message: "the challenge names no realm".into(),
-            });
-        }
-        let scope = challenge
-            .param("scope")
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("repository:{}:pull", self.inner.repository));
-        let mut query = vec![("scope", scope)];
-        if let Some(service) = challenge.param("service") {
-            query.insert(0, ("service", service.to_owned()));
-        }
-        let sep = if realm.contains('?') { '&' } else { '?' };
-        let query: Vec<String> =
-            query.iter().map(|(k, v)| format!("{k}={}", query_escape(v))).collect();
-        let url = format!("{realm}{sep}{}", query.join("&"));
-        let token_err = |message: String| RegistryError::Token { realm: realm.clone(), message };
-        let (url, response) = transport::get(&url, &HeaderMap::new(), &self.inner.trust).await?;
-        let status = response.status();
-        if !status.is_success() {
-            let message = error_message(&url, response).await;
-            return Err(token_err(format!("{status}: {message}")));
-        }
-        let body = transport::read_limited(&url, response.into_body(), SMALL_BODY_LIMIT)
-            .await?
-            .ok_or_else(|| token_err("the answer is too large".into()))?;
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-        }
-        let answer: TokenAnswer =
-            serde_json::from_slice(&body).map_err(|e| token_err(format!("invalid answer: {e}")))?;
-        let token = answer
-            .token
-            .or(answer.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_err("the answer holds no token".into()))?;
-        *self.inner.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token);
-        Ok(())
+    /// The `Authorization` header to send: the token (or basic
+    /// credentials) an earlier challenge was answered with, while valid.
+    fn authorization(&self) -> Option<HeaderValue> {
+        self.inner.auth.header()
+    }
+
+    /// Answer the challenge of a 401 answer's headers so that the request
+    /// can be sent again: `Ok(true)` when there is something new to send,
+    /// `Ok(false)` when the challenge cannot be answered (the 401 stands).
+    /// `sent` is the `Authorization` the refused request carried. See
+    /// [`crate::auth`].
+    async fn authorize(
+        &self,
+        response_headers: &HeaderMap,
+        sent: Option<&HeaderValue>,
+    ) -> Result<bool, RegistryError> {
+        let origin = Origin {
+            registry: &self.inner.endpoint.registry,
+            repository: &self.inner.repository,
+            trust: &self.inner.trust,
+        };
+        let default_scope = format!("repository:{}:pull", self.inner.repository);
+        self.inner.auth.answer(response_headers, &default_scope, &origin, sent).await
     }
 }
 
@@ -446,7 +435,7 @@ fn media_type_of(content_type: &str, bytes: &[u8]) -> String {
 /// The registry's words for an error answer: `code: message` of each entry
 /// of its `{"errors": [...]}` body, as Docker prints them
 /// (`manifest unknown: manifest unknown`), else the status.
-async fn error_message(url: &str, response: Response<Incoming>) -> String {
+pub(crate) async fn error_message(url: &str, response: Response<Incoming>) -> String {
     let status = response.status();
     let body = transport::read_limited(url, response.into_body(), SMALL_BODY_LIMIT)
         .await
@@ -486,26 +475,13 @@ async fn error_message(url: &str, response: Response<Incoming>) -> String {
     }
 }
 
-fn sha256(bytes: &[u8]) -> Digest {
+pub(crate) fn sha256(bytes: &[u8]) -> Digest {
     use std::fmt::Write as _;
     let hex = Sha256::digest(bytes).iter().fold(String::with_capacity(64), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     });
     Digest::new(Algorithm::Sha256, &hex).expect("a sha256 hash is 64 lower-case hex digits")
-}
-
-/// Percent-encode a query value (scopes hold `:` and `/`, which may stay).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -533,14 +509,5 @@ mod tests {
         assert_eq!(policy.delay(1), Duration::from_millis(100));
         assert_eq!(policy.delay(2), Duration::from_millis(200));
         assert_eq!(policy.delay(3), Duration::from_millis(400));
-    }
-
-    #[test]
-    fn scopes_are_escaped_for_the_token_query() {
-        assert_eq!(
-            query_escape("repository:library/busybox:pull"),
-            "repository:library/busybox:pull"
-        );
-        assert_eq!(query_escape("a b,c"), "a%20b%2Cc");
     }
 }

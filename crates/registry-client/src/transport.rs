@@ -1,20 +1,28 @@
-//! One HTTP/1.1 GET over a fresh connection (TCP, or TLS over TCP for
-//! `https`), following redirects.
+//! One HTTP/1.1 request over a fresh connection (TCP, or TLS over TCP for
+//! `https`): GETs and HEADs following redirects, and the POST, PATCH and
+//! PUT of a push with a body that streams from a blob.
 //!
-//! Every connection is new: a registry pull opens a few per blob at most,
-//! and the TLS handshake costs far less than the blob. The TLS set-up (the
-//! trust store) is read once; see [`crate::tls`].
+//! Every connection is new: a registry pull or push opens a few per blob at
+//! most, and the TLS handshake costs far less than the blob. The TLS set-up
+//! (the trust store) is read once; see [`crate::tls`].
 
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Empty};
-use hyper::body::Incoming;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 
 use crate::error::RegistryError;
+use crate::push::BlobSource;
 use crate::tls::Trust;
 
 const USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
@@ -22,26 +30,96 @@ const USER_AGENT: &str = concat!("kiln/", env!("CARGO_PKG_VERSION"));
 const MAX_REDIRECTS: usize = 10;
 /// How long a TCP connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of a blob read at once for an upload.
+const READ_CHUNK: u64 = 256 * 1024;
+/// Chunks read ahead of the connection: a few, so the disk and the socket
+/// overlap without holding more than about a MiB.
+const READ_AHEAD: usize = 4;
+
+/// Told how far into the blob an upload has read (its offset in bytes).
+pub(crate) type SentSink = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// What a request sends. Cheap to clone, and each clone sends the same
+/// bytes again: a request answered with an auth challenge is sent twice.
+#[derive(Clone, Default)]
+pub(crate) enum Payload {
+    #[default]
+    Empty,
+    /// Small bodies already in memory (manifests).
+    Bytes(Bytes),
+    /// `len` bytes of a blob from `offset`, read from `source` on a
+    /// blocking thread as the connection takes them; never whole in memory.
+    Blob { source: Arc<dyn BlobSource>, offset: u64, len: u64, sent: Option<SentSink> },
+}
+
+impl Payload {
+    fn len(&self) -> u64 {
+        match self {
+            Payload::Empty => 0,
+            Payload::Bytes(bytes) => bytes.len() as u64,
+            Payload::Blob { len, .. } => *len,
+        }
+    }
+
+    fn into_body(self) -> BoxBody<Bytes, io::Error> {
+        match self {
+            Payload::Empty => Empty::<Bytes>::new().map_err(|never| match never {}).boxed(),
+            Payload::Bytes(bytes) => Full::new(bytes).map_err(|never| match never {}).boxed(),
+            Payload::Blob { source, offset, len, sent } => {
+                BlobBody::start(source, offset, len, sent).boxed()
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Empty => f.write_str("Empty"),
+            Payload::Bytes(bytes) => write!(f, "Bytes({})", bytes.len()),
+            Payload::Blob { offset, len, .. } => write!(f, "Blob({offset}+{len})"),
+        }
+    }
+}
 
 /// GET `url` with `headers` and return the answer once its head arrives
 /// (its body streams from the connection), with the URL that answered.
-///
-/// Redirects are followed, between `http` and `https` both ways as Go's
-/// client does; `Authorization` is dropped when one leads to another host
-/// or from `https` to `http`, so that a token for the registry never
-/// reaches a CDN or crosses the network in clear. `trust` checks HTTPS
-/// servers.
+/// Redirects are followed as [`send`] says.
 pub(crate) async fn get(
     url: &str,
     headers: &HeaderMap,
     trust: &Trust,
 ) -> Result<(String, Response<Incoming>), RegistryError> {
+    send(Method::GET, url, headers, &Payload::Empty, trust).await
+}
+
+/// Send `method` to `url` with `headers` and `payload`, and return the
+/// answer once its head arrives (its body streams from the connection),
+/// with the URL that answered.
+///
+/// Redirects of GET and HEAD are followed, between `http` and `https` both
+/// ways as Go's client does; `Authorization` is dropped when one leads to
+/// another host or from `https` to `http`, so that a token for the registry
+/// never reaches a CDN or crosses the network in clear. Other methods get
+/// the redirect itself back: an upload is not sent twice behind the
+/// caller's back. `trust` checks HTTPS servers.
+pub(crate) async fn send(
+    method: Method,
+    url: &str,
+    headers: &HeaderMap,
+    payload: &Payload,
+    trust: &Trust,
+) -> Result<(String, Response<Incoming>), RegistryError> {
+    let follows = method == Method::GET || method == Method::HEAD;
     let mut url = url.to_owned();
     let mut headers = headers.clone();
     for _ in 0..=MAX_REDIRECTS {
         let uri: Uri = url.parse().map_err(|_| RegistryError::InvalidUrl { url: url.clone() })?;
-        let response = send(&url, &uri, &headers, trust).await?;
-        if !response.status().is_redirection() || response.status() == StatusCode::NOT_MODIFIED {
+        let response = send_once(&method, &url, &uri, &headers, payload.clone(), trust).await?;
+        if !follows
+            || !response.status().is_redirection()
+            || response.status() == StatusCode::NOT_MODIFIED
+        {
             return Ok((url, response));
         }
         let Some(location) =
@@ -80,10 +158,20 @@ fn resolve(base: &Uri, location: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}{dir}/{location}"))
 }
 
-async fn send(
+/// `location` made absolute against `url`, the URL it came from: an
+/// upload session's `Location` may be a path or a full URL, and keeps its
+/// query either way.
+pub(crate) fn resolve_location(url: &str, location: &str) -> Result<String, RegistryError> {
+    let base: Uri = url.parse().map_err(|_| RegistryError::InvalidUrl { url: url.to_owned() })?;
+    resolve(&base, location).ok_or_else(|| RegistryError::InvalidUrl { url: location.to_owned() })
+}
+
+async fn send_once(
+    method: &Method,
     url: &str,
     uri: &Uri,
     headers: &HeaderMap,
+    payload: Payload,
     trust: &Trust,
 ) -> Result<Response<Incoming>, RegistryError> {
     let authority =
@@ -103,7 +191,7 @@ async fn send(
         .map_err(|_| connect_err(std::io::ErrorKind::TimedOut.into()))?
         .map_err(connect_err)?;
     let _ = stream.set_nodelay(true);
-    let request = request(url, uri, authority.as_str(), headers)?;
+    let request = build_request(method, url, uri, authority.as_str(), headers, payload)?;
     if is_tls {
         let handshake = trust.connect(authority.host(), authority.as_str(), stream);
         let stream = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
@@ -115,32 +203,40 @@ async fn send(
     }
 }
 
-/// The GET request for `uri`, in origin form with `Host`.
-fn request(
+/// The request for `uri`, in origin form with `Host`; a request that may
+/// carry a body says its length (`Content-Length: 0` for none, which some
+/// registries insist on for an empty POST or PUT).
+fn build_request(
+    method: &Method,
     url: &str,
     uri: &Uri,
     authority: &str,
     headers: &HeaderMap,
-) -> Result<Request<Empty<Bytes>>, RegistryError> {
+    payload: Payload,
+) -> Result<Request<BoxBody<Bytes, io::Error>>, RegistryError> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = Request::builder()
-        .method(Method::GET)
+        .method(method.clone())
         .uri(path)
         .header(http::header::HOST, authority)
         .header(http::header::USER_AGENT, USER_AGENT);
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    request
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| RegistryError::InvalidUrl { url: url.to_owned() })
+    let has_body = !matches!(payload, Payload::Empty);
+    if (has_body || !(method == Method::GET || method == Method::HEAD))
+        && !headers.contains_key(http::header::CONTENT_LENGTH)
+    {
+        request = request.header(http::header::CONTENT_LENGTH, HeaderValue::from(payload.len()));
+    }
+    request.body(payload.into_body()).map_err(|_| RegistryError::InvalidUrl { url: url.to_owned() })
 }
 
 /// Send `request` over `stream` (plain or TLS) and return the answer's head.
 async fn exchange<S>(
     url: &str,
     stream: S,
-    request: Request<Empty<Bytes>>,
+    request: Request<BoxBody<Bytes, io::Error>>,
 ) -> Result<Response<Incoming>, RegistryError>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -155,6 +251,101 @@ where
         }
     });
     sender.send_request(request).await.map_err(http_err)
+}
+
+/// A request body fed from a blob by a blocking thread, a few chunks ahead
+/// of the connection. Dropping it (the request failed) stops the thread.
+struct BlobBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl BlobBody {
+    fn start(
+        source: Arc<dyn BlobSource>,
+        offset: u64,
+        len: u64,
+        sent: Option<SentSink>,
+    ) -> BlobBody {
+        let (tx, rx) = mpsc::channel(READ_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            let result = (|| {
+                let mut reader = source.open(offset)?;
+                let mut position = offset;
+                let end = offset + len;
+                while position < end {
+                    let want = (end - position).min(READ_CHUNK) as usize;
+                    let mut chunk = vec![0u8; want];
+                    read_full(&mut reader, &mut chunk)?;
+                    position += want as u64;
+                    if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                        return Ok(());
+                    }
+                    if let Some(sent) = &sent {
+                        sent(position);
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(err) = result {
+                let _ = tx.blocking_send(Err(err));
+            }
+        });
+        BlobBody { rx, remaining: len }
+    }
+}
+
+/// Fill `buf` from `reader`; a blob shorter than it said is an error.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the blob is shorter than its size",
+                ))
+            }
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+impl Body for BlobBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the blob reader stopped early",
+            )))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// Read a whole (small) body, at most `limit` bytes; `None` when larger.
