@@ -222,3 +222,73 @@ fn internal_networks_have_no_way_out_and_networks_cannot_reach_each_other() {
     daemon.kiln_ok(&["rm", "-f", &in_blue, &in_red, &in_internal]);
     daemon.kiln_ok(&["network", "rm", &blue, &red, &internal]);
 }
+
+/// What a network namespace has: its links, addresses, nftables ruleset and
+/// iptables rules, as text, with counters and the `ip` command's
+/// interface indexes left out.
+fn kernel_state(daemon: &TestDaemon) -> Vec<String> {
+    let netns = daemon.netns().expect("the daemon's namespace");
+    let run = |argv: &[&str]| {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(argv)
+            .output()
+            .expect("nsenter");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // `ip -o` lines start with the interface index; counters change.
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest).to_owned())
+            .map(|l| l.split(" [").next().unwrap_or_default().to_owned())
+            .collect();
+        format!("{argv:?}:\n{}", lines.join("\n"))
+    };
+    vec![
+        run(&["ip", "-o", "link", "show"]),
+        run(&["ip", "-o", "addr", "show"]),
+        run(&["nft", "list", "ruleset"]),
+        run(&["iptables-save"]),
+    ]
+}
+
+#[test]
+fn containers_networks_and_the_daemon_gone_leave_the_hosts_links_and_firewall_as_they_were() {
+    kiln_testing::require_privileged!();
+    let (mut daemon, _) = TestDaemon::bridged();
+    let before = kernel_state(&daemon);
+
+    let [a, ..] = random_bytes();
+    let (net, internal) = (name("left"), name("left-int"));
+    let b = a.wrapping_add(1);
+    daemon.kiln_ok(&["network", "create", "--subnet", &format!("10.216.{a}.0/24"), &net]);
+    daemon.kiln_ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        &format!("10.216.{b}.0/24"),
+        &internal,
+    ]);
+    let port = format!("{}:80", free_port(&daemon));
+    let (one, two, three) = (name("one"), name("two"), name("three"));
+    daemon.kiln_ok(&["run", "-d", "--name", &one, "-p", &port, "bb", "sleep", "1000"]);
+    daemon.kiln_ok(&["run", "-d", "--name", &two, "--network", &net, "bb", "sleep", "1000"]);
+    daemon.kiln_ok(&["network", "connect", &internal, &two]);
+    let shared = format!("container:{one}");
+    daemon.kiln_ok(&["run", "-d", "--name", &three, "--network", &shared, "bb", "sleep", "1000"]);
+    assert_ne!(kernel_state(&daemon), before, "Kiln changed something while it ran");
+
+    daemon.kiln_ok(&["rm", "-f", &one, &two, &three]);
+    daemon.kiln_ok(&["network", "rm", &net, &internal]);
+    let pid = daemon.pid();
+    crate::common::terminate(pid);
+    if let Some(mut child) = daemon.child.take() {
+        let _ = child.wait();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kernel_state(&daemon) != before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(kernel_state(&daemon), before);
+}

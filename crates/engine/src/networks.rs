@@ -325,6 +325,8 @@ pub struct Networks {
     released: Condvar,
     /// The embedded DNS resolvers of running containers.
     dns: dns::Resolvers,
+    /// The next start's namespace, made ahead (see [`sandbox`]).
+    spare: sandbox::SpareSlot,
     /// Ourselves, for work done off the caller's path.
     me: Weak<Networks>,
 }
@@ -416,6 +418,7 @@ impl Networks {
             }),
             released: Condvar::new(),
             dns: dns::Resolvers::default(),
+            spare: sandbox::SpareSlot::default(),
             me: me.clone(),
         }))
     }

@@ -1,6 +1,6 @@
-//! The kernel switches bridge networking needs: IPv4 forwarding, and
+//! The kernel switches bridge networking needs: IPv4 forwarding,
 //! `route_localnet` on bridges so that published ports answer on
-//! `127.0.0.1`.
+//! `127.0.0.1`, and IPv6 off on the host ends of veths.
 //!
 //! Both are per network namespace: the engine sets them in the host's, once
 //! its first network comes up, and [`restore_ip_forward`] puts forwarding
@@ -65,12 +65,33 @@ pub fn restore_ip_forward(was_on: bool) -> Result<(), SysctlError> {
 /// 127.0.0.1 (masquerade rewrites it after routing); without this the
 /// kernel drops it as a martian. Gone with the bridge, nothing to restore.
 pub fn enable_route_localnet(bridge: &str) -> Result<(), SysctlError> {
-    // The name becomes a path component: keep it one.
-    if bridge.is_empty() || bridge == "." || bridge == ".." || bridge.contains('/') {
-        return Err(SysctlError::InvalidInterface { name: bridge.to_owned() });
-    }
+    check_interface(bridge)?;
     set_flag(&Path::new("/proc/sys/net/ipv4/conf").join(bridge).join("route_localnet"), true)
         .map(drop)
+}
+
+/// Turns IPv6 off on `interface`, a bridge port that needs none (Kiln's
+/// networks are IPv4 only, and a bridge forwards IPv6 frames between its
+/// ports all the same). Set while the interface is down, it never gets a
+/// link-local address: no duplicate address detection or multicast
+/// reports when it comes up, and no address to take away when it goes,
+/// which the kernel's NAT would answer with a walk of the whole connection
+/// tracking table. A kernel without IPv6 has nothing to turn off.
+pub fn disable_ipv6(interface: &str) -> Result<(), SysctlError> {
+    check_interface(interface)?;
+    let conf = Path::new("/proc/sys/net/ipv6/conf");
+    if !conf.exists() {
+        return Ok(());
+    }
+    set_flag(&conf.join(interface).join("disable_ipv6"), true).map(drop)
+}
+
+/// An interface name becomes a path component: it must be one.
+fn check_interface(name: &str) -> Result<(), SysctlError> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(SysctlError::InvalidInterface { name: name.to_owned() });
+    }
+    Ok(())
 }
 
 /// Writes `on` to a 0/1 sysctl file; returns the previous value. Writes
@@ -124,6 +145,8 @@ mod tests {
     fn route_localnet_refuses_names_that_are_not_one_path_component() {
         for bad in ["", ".", "..", "../all", "a/b"] {
             let err = enable_route_localnet(bad).unwrap_err();
+            assert!(matches!(err, SysctlError::InvalidInterface { .. }), "{bad:?}: {err}");
+            let err = disable_ipv6(bad).unwrap_err();
             assert!(matches!(err, SysctlError::InvalidInterface { .. }), "{bad:?}: {err}");
         }
     }

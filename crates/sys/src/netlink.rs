@@ -9,6 +9,12 @@
 //! which address and which names to use is decided by callers; this module
 //! only applies.
 //!
+//! The pair can also be made ahead of need ([`Netlink::create_spare_veth`],
+//! into a namespace from [`netns::create`]) and finished when a container
+//! starts ([`Netlink::plug_spare`]): two round trips that only rename,
+//! enslave and address, with the kernel's work of creating devices and a
+//! namespace done before.
+//!
 //! A [`Netlink`] socket is bound to the network namespace it was created in,
 //! for its whole life. [`Netlink::open_in`] creates one inside another
 //! namespace from a short-lived thread, so the caller's threads never change
@@ -375,42 +381,7 @@ impl Netlink {
     }
 
     fn add_veth(&self, veth: &VethRequest<'_>) -> io::Result<()> {
-        validate_link_name(veth.host)?;
-        validate_link_name(veth.peer)?;
-        let flags = if veth.up { wire::IFF_UP } else { 0 };
-        let mut request = Message::new(wire::RTM_NEWLINK, wire::NLM_F_CREATE | wire::NLM_F_EXCL)
-            .ifinfomsg(0, flags, flags)
-            .attr_str(wire::IFLA_IFNAME, veth.host);
-        if let Some(mtu) = veth.mtu {
-            request = request.attr_u32(wire::IFLA_MTU, mtu);
-        }
-        if let Some(master) = veth.master {
-            request = request.attr_u32(wire::IFLA_MASTER, master);
-        }
-        let info = request.begin_nest(wire::IFLA_LINKINFO);
-        request.push_str_in_nest(wire::IFLA_INFO_KIND, "veth");
-        let data = request.begin_nest(wire::IFLA_INFO_DATA);
-        let peer = request.begin_nest(wire::VETH_INFO_PEER);
-        // The peer is configured before the two ends know each other, and a
-        // veth without its peer refuses to go up (ENOTCONN): it stays down
-        // here and is set up by its own request.
-        request.push_ifinfomsg_in_nest(0, 0, 0);
-        request.push_str_in_nest(wire::IFLA_IFNAME, veth.peer);
-        if let Some(mtu) = veth.mtu {
-            request.push_attr_in_nest(wire::IFLA_MTU, &mtu.to_ne_bytes());
-        }
-        if let Some(mac) = veth.peer_mac {
-            request.push_attr_in_nest(wire::IFLA_ADDRESS, &mac);
-        }
-        if let Some(netns) = veth.peer_netns {
-            let fd =
-                u32::try_from(netns.as_raw_fd()).map_err(|_| invalid("bad netns fd".into()))?;
-            request.push_attr_in_nest(wire::IFLA_NET_NS_FD, &fd.to_ne_bytes());
-        }
-        request.end_nest(peer);
-        request.end_nest(data);
-        request.end_nest(info);
-        let status = self.request(request)?.status();
+        let status = self.request(veth_request(veth)?)?.status();
         if status.errno != 0 {
             return Err(failed(
                 format!("cannot create veth pair {}/{}", veth.host, veth.peer),
@@ -452,15 +423,7 @@ impl Netlink {
     /// RTM_NEWLINK on an existing link reaches and RTM_SETLINK does not.
     pub fn set_hairpin(&self, link: &str, on: bool) -> io::Result<()> {
         validate_link_name(link)?;
-        let mut request =
-            Message::new(wire::RTM_NEWLINK, 0).ifinfomsg(0, 0, 0).attr_str(wire::IFLA_IFNAME, link);
-        let info = request.begin_nest(wire::IFLA_LINKINFO);
-        request.push_str_in_nest(wire::IFLA_INFO_SLAVE_KIND, "bridge");
-        let data = request.begin_nest(wire::IFLA_INFO_SLAVE_DATA);
-        request.push_attr_in_nest(wire::IFLA_BRPORT_MODE, &[u8::from(on)]);
-        request.end_nest(data);
-        request.end_nest(info);
-        self.expect_ack(request, || {
+        self.expect_ack(hairpin_request(0, Some(link), on), || {
             format!("cannot set hairpin mode {} on {link}", if on { "on" } else { "off" })
         })
     }
@@ -590,6 +553,191 @@ impl Netlink {
         Ok(())
     }
 
+    /// Creates a veth pair for later use by [`Netlink::plug_spare`]: `host`
+    /// here, down and in no bridge, under a temporary name; `peer` in
+    /// `netns` (whose socket `inside` is), down. Nothing is left behind on
+    /// failure.
+    pub fn create_spare_veth(
+        &self,
+        host: &str,
+        peer: &str,
+        netns: BorrowedFd<'_>,
+        inside: &Netlink,
+    ) -> io::Result<SpareVeth> {
+        self.create_veth(host, peer, Some(netns), None, None)?;
+        let indexes = self.link_index(host).and_then(|host_index| {
+            let missing = |name: &str| no_such_link(format!("{name} vanished after creation"));
+            let host_index = host_index.ok_or_else(|| missing(host))?;
+            let peer_index = inside.link_index(peer)?.ok_or_else(|| missing(peer))?;
+            Ok((host_index, peer_index))
+        });
+        match indexes {
+            Ok((host_index, peer_index)) => Ok(SpareVeth {
+                host_name: host.to_owned(),
+                host_index,
+                peer_name: peer.to_owned(),
+                peer_index,
+            }),
+            Err(err) => {
+                let _ = self.delete_link(host);
+                Err(err)
+            }
+        }
+    }
+
+    /// Puts a spare pair from [`Netlink::create_spare_veth`] to use, through
+    /// this socket (in the host end's namespace) and `inside` (in the
+    /// peer's): the host end renamed to `plug.host_name`, in the bridge, up
+    /// (and in hairpin mode); the peer renamed to `plug.container_name` if it
+    /// is not, with its MAC, up, with its address and default route. Two
+    /// round trips. On failure the pair is deleted.
+    pub fn plug_spare(
+        &self,
+        inside: &Netlink,
+        spare: SpareVeth,
+        plug: &Plug<'_>,
+    ) -> io::Result<()> {
+        plug.validate()?;
+        let mut setlink = Message::new(wire::RTM_SETLINK, 0)
+            .ifinfomsg(spare.host_index, wire::IFF_UP, wire::IFF_UP)
+            .attr_u32(wire::IFLA_MASTER, plug.bridge_index);
+        if spare.host_name != plug.host_name {
+            setlink = setlink.attr_str(wire::IFLA_IFNAME, plug.host_name);
+        }
+        let mut host = vec![setlink];
+        if plug.hairpin {
+            host.push(hairpin_request(spare.host_index, None, true));
+        }
+        let outside = self.exchange(host).and_then(|answers| {
+            let whats = [
+                format!(
+                    "cannot rename veth {} to {} and put it in bridge {}",
+                    spare.host_name, plug.host_name, plug.bridge_index
+                ),
+                format!("cannot set hairpin mode on {}", plug.host_name),
+            ];
+            for (answer, what) in answers.iter().zip(whats) {
+                let status = answer.status();
+                if status.errno != 0 {
+                    return Err(failed(what, status));
+                }
+            }
+            Ok(())
+        });
+        let configured = outside.and_then(|()| {
+            let mut up = Message::new(wire::RTM_SETLINK, 0).ifinfomsg(
+                spare.peer_index,
+                wire::IFF_UP,
+                wire::IFF_UP,
+            );
+            if spare.peer_name != plug.container_name {
+                up = up.attr_str(wire::IFLA_IFNAME, plug.container_name);
+            }
+            if let Some(mac) = plug.mac {
+                up = up.attr(wire::IFLA_ADDRESS, &mac);
+            }
+            inside.configure_peer(up, spare.peer_index, plug)
+        });
+        if let Err(err) = configured {
+            let _ = self.delete_link_index(spare.host_index);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Connects a namespace to a bridge with a new veth pair, through this
+    /// socket (in the bridge's namespace) and `inside` (in `netns`): the
+    /// host end made in the bridge and up (and in hairpin mode), the peer
+    /// made in the namespace with its MAC, then up with its address (and
+    /// default route). Three round trips, no thread. On failure the pair is
+    /// deleted.
+    pub fn plug_new(
+        &self,
+        inside: &Netlink,
+        netns: BorrowedFd<'_>,
+        plug: &Plug<'_>,
+    ) -> io::Result<()> {
+        plug.validate()?;
+        let create = VethRequest {
+            host: plug.host_name,
+            peer: plug.container_name,
+            peer_netns: Some(netns),
+            peer_mac: plug.mac,
+            mtu: None,
+            master: Some(plug.bridge_index),
+            up: true,
+        };
+        // The kernel takes a datagram's requests in order: the port exists
+        // by the time its hairpin flag is set.
+        let mut requests = vec![veth_request(&create)?];
+        if plug.hairpin {
+            requests.push(hairpin_request(0, Some(plug.host_name), true));
+        }
+        let answers = self.exchange(requests)?;
+        let created =
+            answers.first().map(Answer::status).unwrap_or(Status { errno: 0, message: None });
+        if created.errno != 0 {
+            return Err(failed(
+                format!("cannot create veth pair {}/{}", plug.host_name, plug.container_name),
+                created,
+            ));
+        }
+        let configured = (|| {
+            if let Some(status) = answers.get(1).map(Answer::status).filter(|s| s.errno != 0) {
+                return Err(failed(
+                    format!("cannot set hairpin mode on {}", plug.host_name),
+                    status,
+                ));
+            }
+            let name = plug.container_name;
+            let index = inside
+                .link_index(name)?
+                .ok_or_else(|| no_such_link(format!("{name} missing after creation")))?;
+            let up =
+                Message::new(wire::RTM_SETLINK, 0).ifinfomsg(index, wire::IFF_UP, wire::IFF_UP);
+            inside.configure_peer(up, index, plug)
+        })();
+        if let Err(err) = configured {
+            let _ = self.delete_link(plug.host_name);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Sends `up` (the peer's RTM_SETLINK), its address and, with a
+    /// gateway, the default route in one datagram through this socket.
+    fn configure_peer(&self, up: Message, index: u32, plug: &Plug<'_>) -> io::Result<()> {
+        let name = plug.container_name;
+        let mut requests = vec![up, address_request(index, plug.address, plug.prefix_len)];
+        let mut whats = vec![
+            format!("cannot set {name} up"),
+            format!("cannot add address {}/{} to {name}", plug.address, plug.prefix_len),
+        ];
+        if let Some(gateway) = plug.gateway {
+            requests.push(default_route_request(gateway, Some(index)));
+            whats.push(format!("cannot add default route via {gateway} on {name}"));
+        }
+        let answers = self.exchange(requests)?;
+        for (answer, what) in answers.iter().zip(whats) {
+            let status = answer.status();
+            if status.errno != 0 {
+                return Err(failed(what, status));
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the link with index `index`, as [`Netlink::delete_link`]
+    /// does by name; one that does not exist is fine.
+    pub fn delete_link_index(&self, index: u32) -> io::Result<()> {
+        let request = Message::new(wire::RTM_DELLINK, 0).ifinfomsg(index, 0, 0);
+        let status = self.request(request)?.status();
+        match status.errno {
+            0 | libc::ENODEV => Ok(()),
+            _ => Err(failed(format!("cannot delete link {index}"), status)),
+        }
+    }
+
     fn expect_ack(&self, request: Message, what: impl FnOnce() -> String) -> io::Result<()> {
         let status = self.request(request)?.status();
         if status.errno != 0 {
@@ -705,6 +853,61 @@ struct VethRequest<'a> {
     up: bool,
 }
 
+/// The RTM_NEWLINK that creates the pair `veth` describes.
+fn veth_request(veth: &VethRequest<'_>) -> io::Result<Message> {
+    validate_link_name(veth.host)?;
+    validate_link_name(veth.peer)?;
+    let flags = if veth.up { wire::IFF_UP } else { 0 };
+    let mut request = Message::new(wire::RTM_NEWLINK, wire::NLM_F_CREATE | wire::NLM_F_EXCL)
+        .ifinfomsg(0, flags, flags)
+        .attr_str(wire::IFLA_IFNAME, veth.host);
+    if let Some(mtu) = veth.mtu {
+        request = request.attr_u32(wire::IFLA_MTU, mtu);
+    }
+    if let Some(master) = veth.master {
+        request = request.attr_u32(wire::IFLA_MASTER, master);
+    }
+    let info = request.begin_nest(wire::IFLA_LINKINFO);
+    request.push_str_in_nest(wire::IFLA_INFO_KIND, "veth");
+    let data = request.begin_nest(wire::IFLA_INFO_DATA);
+    let peer = request.begin_nest(wire::VETH_INFO_PEER);
+    // The peer is configured before the two ends know each other, and a
+    // veth without its peer refuses to go up (ENOTCONN): it stays down
+    // here and is set up by its own request.
+    request.push_ifinfomsg_in_nest(0, 0, 0);
+    request.push_str_in_nest(wire::IFLA_IFNAME, veth.peer);
+    if let Some(mtu) = veth.mtu {
+        request.push_attr_in_nest(wire::IFLA_MTU, &mtu.to_ne_bytes());
+    }
+    if let Some(mac) = veth.peer_mac {
+        request.push_attr_in_nest(wire::IFLA_ADDRESS, &mac);
+    }
+    if let Some(netns) = veth.peer_netns {
+        let fd = u32::try_from(netns.as_raw_fd()).map_err(|_| invalid("bad netns fd".into()))?;
+        request.push_attr_in_nest(wire::IFLA_NET_NS_FD, &fd.to_ne_bytes());
+    }
+    request.end_nest(peer);
+    request.end_nest(data);
+    request.end_nest(info);
+    Ok(request)
+}
+
+/// Hairpin mode of bridge port `index` (or `name`), which only
+/// RTM_NEWLINK on the existing link reaches (see [`Netlink::set_hairpin`]).
+fn hairpin_request(index: u32, name: Option<&str>, on: bool) -> Message {
+    let mut request = Message::new(wire::RTM_NEWLINK, 0).ifinfomsg(index, 0, 0);
+    if let Some(name) = name {
+        request = request.attr_str(wire::IFLA_IFNAME, name);
+    }
+    let info = request.begin_nest(wire::IFLA_LINKINFO);
+    request.push_str_in_nest(wire::IFLA_INFO_SLAVE_KIND, "bridge");
+    let data = request.begin_nest(wire::IFLA_INFO_SLAVE_DATA);
+    request.push_attr_in_nest(wire::IFLA_BRPORT_MODE, &[u8::from(on)]);
+    request.end_nest(data);
+    request.end_nest(info);
+    request
+}
+
 fn address_request(index: u32, addr: Ipv4Addr, prefix_len: u8) -> Message {
     let mut request = Message::new(wire::RTM_NEWADDR, wire::NLM_F_CREATE | wire::NLM_F_EXCL)
         .ifaddrmsg(wire::AF_INET, prefix_len, index)
@@ -724,6 +927,47 @@ fn default_route_request(gateway: Ipv4Addr, oif: Option<u32>) -> Message {
         request = request.attr_u32(wire::RTA_OIF, oif);
     }
     request
+}
+
+/// A veth pair made ahead of a container by
+/// [`Netlink::create_spare_veth`], waiting for [`Netlink::plug_spare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpareVeth {
+    /// The host end's temporary name, in the creating socket's namespace.
+    pub host_name: String,
+    pub host_index: u32,
+    /// The peer's name in its namespace.
+    pub peer_name: String,
+    pub peer_index: u32,
+}
+
+/// What one container's veth pair on one bridge gets, for
+/// [`Netlink::plug_spare`] and [`Netlink::plug_new`].
+#[derive(Debug, Clone)]
+pub struct Plug<'a> {
+    /// The bridge's index, in the namespace of the socket doing the plugging.
+    pub bridge_index: u32,
+    /// The host end's name, unique on the host.
+    pub host_name: &'a str,
+    /// The name inside the container: "eth0", "eth1" for a second network.
+    pub container_name: &'a str,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    /// The default route's gateway; none for a second network or an
+    /// internal one.
+    pub gateway: Option<Ipv4Addr>,
+    /// The container end's MAC; the kernel's random one when none.
+    pub mac: Option<[u8; 6]>,
+    /// Hairpin mode on the bridge port (see [`Netlink::set_hairpin`]).
+    pub hairpin: bool,
+}
+
+impl Plug<'_> {
+    fn validate(&self) -> io::Result<()> {
+        validate_link_name(self.host_name)?;
+        validate_link_name(self.container_name)?;
+        validate_prefix_len(self.address, self.prefix_len)
+    }
 }
 
 /// What [`attach_container`] sets up for one container on one network.
@@ -1026,6 +1270,160 @@ mod tests {
             .finish(1)[16..]
             .to_vec();
         assert_eq!(parse_main_route(&big_table), None);
+    }
+
+    /// A named namespace in a scratch dir standing for the host, removed
+    /// (with its links) on drop, and a tag for link names.
+    struct TestHost {
+        path: std::path::PathBuf,
+        tag: String,
+        _dir: kiln_testing::ScratchDir,
+    }
+
+    impl TestHost {
+        fn new() -> TestHost {
+            let dir = kiln_testing::ScratchDir::new().expect("scratch dir");
+            let tag = dir.name().trim_start_matches("kiln-t-").chars().take(8).collect();
+            let path = dir.path().join("host");
+            netns::create_named(&path).expect("host namespace");
+            TestHost { path, tag, _dir: dir }
+        }
+
+        fn netlink(&self) -> Netlink {
+            netns::run_in(&self.path, Netlink::open).expect("netlink in the host namespace")
+        }
+
+        /// A bridge with `10.213.7.1/24`, up; its index.
+        fn bridge(&self, nl: &Netlink) -> u32 {
+            let name = format!("kt{}b", self.tag);
+            let index = nl.create_bridge(&name, None).expect("bridge");
+            nl.add_address(&name, Ipv4Addr::new(10, 213, 7, 1), 24).expect("gateway");
+            nl.set_up(&name).expect("bridge up");
+            index
+        }
+    }
+
+    impl Drop for TestHost {
+        fn drop(&mut self) {
+            let _ = netns::remove_named(&self.path);
+        }
+    }
+
+    /// An unnamed namespace with `lo` up and a socket in it.
+    fn spare_namespace() -> (File, Netlink) {
+        netns::create(|| {
+            let inside = Netlink::open()?;
+            inside.set_up("lo")?;
+            Ok(inside)
+        })
+        .expect("unnamed namespace")
+    }
+
+    #[test]
+    fn a_spare_pair_waits_down_and_plugs_in_two_round_trips() {
+        kiln_testing::require_privileged!();
+        let host = TestHost::new();
+        let nl = host.netlink();
+        let bridge = host.bridge(&nl);
+        let (ns, inside) = spare_namespace();
+        let spare_name = format!("kt{}s", host.tag);
+        let spare = nl.create_spare_veth(&spare_name, "eth0", ns.as_fd(), &inside).expect("spare");
+        let waiting = nl.link(&spare_name).expect("lookup").expect("the host end");
+        assert!(
+            !waiting.is_up && waiting.master.is_none(),
+            "waits down, in no bridge: {waiting:?}"
+        );
+        assert_eq!(waiting.index, spare.host_index);
+        let peer = inside.link("eth0").expect("lookup").expect("the peer");
+        assert!(!peer.is_up);
+        assert_eq!(peer.index, spare.peer_index);
+
+        // Named later, as a container's namespace is.
+        let named = host._dir.path().join("container");
+        netns::mount_named(ns.as_fd(), &named).expect("mount");
+        let final_name = format!("kt{}h", host.tag);
+        let mac = [0x02, 0x42, 10, 213, 7, 2];
+        let plug = Plug {
+            bridge_index: bridge,
+            host_name: &final_name,
+            container_name: "eth0",
+            address: Ipv4Addr::new(10, 213, 7, 2),
+            prefix_len: 24,
+            gateway: Some(Ipv4Addr::new(10, 213, 7, 1)),
+            mac: Some(mac),
+            hairpin: true,
+        };
+        nl.plug_spare(&inside, spare, &plug).expect("plug");
+        assert!(nl.link(&spare_name).expect("lookup").is_none(), "renamed");
+        let plugged = nl.link(&final_name).expect("lookup").expect("the host end");
+        assert_eq!((plugged.master, plugged.is_up), (Some(bridge), true));
+        // Read back through a socket made by entering the mounted path.
+        let container = netns::run_in(&named, Netlink::open).expect("netlink by path");
+        let eth0 = container.link("eth0").expect("lookup").expect("eth0");
+        assert_eq!((eth0.is_up, eth0.mac), (true, Some(mac)));
+        assert!(container.link("lo").expect("lookup").is_some_and(|l| l.is_up));
+        assert_eq!(
+            container.addresses("eth0").expect("addresses"),
+            vec![(Ipv4Addr::new(10, 213, 7, 2), 24)]
+        );
+        assert!(container.routes().expect("routes").contains(&(Ipv4Addr::UNSPECIFIED, 0)));
+        // The gateway answers: the pair carries traffic.
+        let listener = netns::run_in(&host.path, || {
+            std::net::TcpListener::bind((Ipv4Addr::new(10, 213, 7, 1), 0))
+        })
+        .expect("listen on the gateway");
+        let to = listener.local_addr().expect("addr");
+        netns::run_in(&named, || {
+            std::net::TcpStream::connect_timeout(&to, std::time::Duration::from_secs(5)).map(drop)
+        })
+        .expect("connect from the container");
+
+        // A second network's pair, made now, through the same sockets.
+        let second = format!("kt{}i", host.tag);
+        let plug = Plug {
+            host_name: &second,
+            container_name: "eth1",
+            address: Ipv4Addr::new(10, 213, 7, 3),
+            gateway: None,
+            mac: None,
+            ..plug
+        };
+        nl.plug_new(&inside, ns.as_fd(), &plug).expect("plug new");
+        let eth1 = container.link("eth1").expect("lookup").expect("eth1");
+        assert!(eth1.is_up);
+        assert_eq!(
+            container.addresses("eth1").expect("addresses"),
+            vec![(Ipv4Addr::new(10, 213, 7, 3), 24)]
+        );
+        let defaults = container.routes().expect("routes").iter().filter(|r| r.1 == 0).count();
+        assert_eq!(defaults, 1, "no second default route");
+        netns::remove_named(&named).expect("unmount");
+    }
+
+    #[test]
+    fn a_spare_that_cannot_be_plugged_is_deleted() {
+        kiln_testing::require_privileged!();
+        let host = TestHost::new();
+        let nl = host.netlink();
+        let (ns, inside) = spare_namespace();
+        let spare_name = format!("kt{}s", host.tag);
+        let spare = nl.create_spare_veth(&spare_name, "eth0", ns.as_fd(), &inside).expect("spare");
+        let final_name = format!("kt{}h", host.tag);
+        let plug = Plug {
+            bridge_index: u32::MAX,
+            host_name: &final_name,
+            container_name: "eth0",
+            address: Ipv4Addr::new(10, 213, 8, 2),
+            prefix_len: 24,
+            gateway: None,
+            mac: None,
+            hairpin: false,
+        };
+        let err = nl.plug_spare(&inside, spare, &plug).expect_err("no such bridge");
+        assert!(err.to_string().contains(&spare_name), "{err}");
+        assert!(nl.link(&spare_name).expect("lookup").is_none(), "host end deleted");
+        assert!(nl.link(&final_name).expect("lookup").is_none());
+        assert!(inside.link("eth0").expect("lookup").is_none(), "peer deleted with it");
     }
 
     #[test]

@@ -7,10 +7,16 @@
 //! `setns` of a network namespace change only the calling thread, and that
 //! thread ends when the work is done. The caller's threads stay where they
 //! were.
+//!
+//! A namespace can also be made without a name ([`create`]): it lives as
+//! long as its file descriptor (or a socket made in it), and is named later
+//! ([`mount_named`]) or never. Made ahead of need, that takes the namespace's
+//! creation (about a millisecond of kernel work, plus a thread) off the path
+//! of whoever names it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -26,18 +32,19 @@ const NSFS_MAGIC: FsType = FsType(0x6e73_6673 as _);
 /// in a thread that has unshared it (`/proc/self` would be the main thread's).
 const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
-/// A namespace operation failed on `path`; the source says why.
+/// A namespace operation failed (on `path`, for a named namespace); the
+/// source says why.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} {}", .path.display())]
+#[error("{what}{}", .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
 pub struct NetnsError {
     what: &'static str,
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[source]
     source: io::Error,
 }
 
 fn failed(what: &'static str, path: &Path, source: io::Error) -> io::Error {
-    io::Error::new(source.kind(), NetnsError { what, path: path.to_owned(), source })
+    io::Error::new(source.kind(), NetnsError { what, path: Some(path.to_owned()), source })
 }
 
 /// Creates a new network namespace and bind-mounts it at `path`, a file
@@ -45,12 +52,7 @@ fn failed(what: &'static str, path: &Path, source: io::Error) -> io::Error {
 /// keeps two containers from ever sharing a namespace by accident; after a
 /// crash, [`remove_named`] the leftover first.
 pub fn create_named(path: &Path) -> io::Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(path)
-        .map_err(|err| failed("cannot create network namespace file", path, err))?;
+    create_mount_point(path)?;
     let made = on_own_thread(|| {
         nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
         nix::mount::mount(Some(THREAD_NETNS), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
@@ -62,6 +64,59 @@ pub fn create_named(path: &Path) -> io::Result<()> {
         return Err(failed("cannot create network namespace at", path, err));
     }
     Ok(())
+}
+
+/// Creates a new network namespace without a name and returns it open,
+/// with what `inside` made in it (a netlink socket, `lo` up, ...). `inside`
+/// runs on the short-lived thread that made the namespace, so nothing else
+/// has to enter it for that. The namespace lives while the returned file,
+/// or anything `inside` made there, stays open; [`mount_named`] names it.
+pub fn create<T: Send>(inside: impl FnOnce() -> io::Result<T> + Send) -> io::Result<(File, T)> {
+    on_own_thread(|| {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET)?;
+        let netns = File::open(THREAD_NETNS)?;
+        Ok((netns, inside()?))
+    })
+    .map_err(|source| {
+        io::Error::new(
+            source.kind(),
+            NetnsError { what: "cannot create a network namespace", path: None, source },
+        )
+    })
+}
+
+/// Bind-mounts the namespace `netns` refers to (from [`create`] or
+/// [`open`]) at `path`, a file that must not exist yet, as
+/// [`create_named`] would have: no thread, no namespace switch.
+pub fn mount_named(netns: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    create_mount_point(path)?;
+    // The descriptor's magic link resolves to the namespace itself; its
+    // own thread's table, as the caller's may be unshared.
+    let source = format!("/proc/thread-self/fd/{}", netns.as_raw_fd());
+    let mounted = nix::mount::mount(
+        Some(source.as_str()),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    );
+    if let Err(err) = mounted {
+        let _ = std::fs::remove_file(path);
+        return Err(failed("cannot mount network namespace at", path, err.into()));
+    }
+    Ok(())
+}
+
+/// The file a namespace is mounted on; an existing one is refused (see
+/// [`create_named`]).
+fn create_mount_point(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(path)
+        .map(drop)
+        .map_err(|err| failed("cannot create network namespace file", path, err))
 }
 
 /// Unmounts the namespace at `path` and deletes the file. The namespace
@@ -200,6 +255,18 @@ mod tests {
         let path = dir.path().join("taken");
         std::fs::write(&path, "mine").expect("write");
         let err = create_named(&path).expect_err("exists");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("still there"), "mine");
+    }
+
+    #[test]
+    fn mount_named_refuses_an_existing_file_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("taken");
+        std::fs::write(&path, "mine").expect("write");
+        let netns = File::open("/proc/self/ns/net").expect("own namespace");
+        let err = mount_named(netns.as_fd(), &path).expect_err("exists");
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
         assert_eq!(std::fs::read_to_string(&path).expect("still there"), "mine");
