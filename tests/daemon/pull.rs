@@ -7,28 +7,10 @@
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use crate::common::{Run, TestDaemon};
-use crate::registry::Registry;
-
-/// Import busybox into `daemon`, save it, and copy it with skopeo to
-/// `registry` as `kiln-t/bb:1`; the reference.
-fn push_busybox(daemon: &TestDaemon, registry: &Registry) -> String {
-    daemon.import_busybox("kiln-t-src/bb:1");
-    let archive = daemon.dir.path().join("bb.tar");
-    daemon.kiln_ok(&["save", "-o", archive.to_str().expect("utf-8"), "kiln-t-src/bb:1"]);
-    let reference = format!("{}/kiln-t/bb:1", registry.host());
-    Run::ok(
-        Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
-            .arg(format!("docker-archive:{}", archive.display()))
-            .arg(format!("docker://{reference}")),
-    );
-    reference
-}
+use crate::common::TestDaemon;
+use crate::registry::{push_busybox_as, sha256, tiny_image, Registry};
 
 fn blob_exists(daemon: &TestDaemon, digest: &str) -> bool {
     let hex = digest.trim_start_matches("sha256:");
@@ -39,7 +21,7 @@ fn blob_exists(daemon: &TestDaemon, digest: &str) -> bool {
 fn pull_by_tag_then_again_says_up_to_date_and_by_digest_too() {
     let registry = Registry::start();
     let source = TestDaemon::start();
-    let reference = push_busybox(&source, &registry);
+    let reference = push_busybox_as(&source, &registry, None);
 
     let daemon = TestDaemon::start();
     let first = daemon.kiln_run(&["pull", &reference]);
@@ -97,7 +79,7 @@ fn run_of_a_missing_image_pulls_it_first() {
     kiln_testing::require_privileged!();
     let registry = Registry::start();
     let source = TestDaemon::start();
-    let reference = push_busybox(&source, &registry);
+    let reference = push_busybox_as(&source, &registry, None);
 
     let daemon = TestDaemon::start();
     let run = daemon.kiln_run(&["run", "--rm", &reference, "echo", "hello from the registry"]);
@@ -220,52 +202,6 @@ fn answer(
     out.push_str("\r\n");
     let _ = stream.write_all(out.as_bytes());
     let _ = stream.write_all(&answer.body);
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("sha256sum");
-    child.stdin.take().expect("stdin").write_all(bytes).expect("write");
-    let out = child.wait_with_output().expect("sha256sum output");
-    let text = String::from_utf8_lossy(&out.stdout);
-    format!("sha256:{}", text.split_whitespace().next().expect("hash"))
-}
-
-/// A one-layer image: (manifest, config, layer) bytes. The layer holds one file.
-fn tiny_image(dir: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let root = dir.join("layer-root");
-    std::fs::create_dir_all(&root).expect("mkdir");
-    std::fs::write(root.join("hello.txt"), "hello\n").expect("write");
-    let tar = dir.join("layer.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .args(["--owner=0", "--group=0", "-cf"])
-        .arg(&tar)
-        .arg("hello.txt")
-        .status()
-        .expect("tar");
-    assert!(status.success());
-    let layer = std::fs::read(&tar).expect("read layer");
-    let diff_id = sha256(&layer);
-    let arch = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": arch, "os": "linux",
-        "config": { "Cmd": ["cat", "/hello.txt"] },
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-    }))
-    .expect("config");
-    let manifest = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": { "mediaType": "application/vnd.docker.container.image.v1+json", "digest": sha256(&config), "size": config.len() },
-        "layers": [{ "mediaType": "application/vnd.docker.image.rootfs.diff.tar", "digest": diff_id, "size": layer.len() }],
-    }))
-    .expect("manifest");
-    (manifest, config, layer)
 }
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
