@@ -8,21 +8,15 @@
 //! sysctls; the namespace, with its bridges, veths and rules, goes away
 //! with the thread even when an assertion fails.
 
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::fs::MetadataExt as _;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
 
 use kiln_network::iptables;
-use kiln_network::nft::{BridgeNetwork, PublishedPort, Ruleset};
-use kiln_network::{sysctl, Proto, Subnet};
-use nix::sched::{setns, unshare, CloneFlags};
+use kiln_network::nft::Ruleset;
+use kiln_network::{sysctl, Proto};
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+mod common;
+use common::*;
 
 /// How long a connection that should be dropped is given.
 const BLOCKED: Duration = Duration::from_millis(700);
@@ -51,61 +45,10 @@ COMMIT
 COMMIT
 ";
 
-fn netns_inode() -> u64 {
-    std::fs::metadata("/proc/thread-self/ns/net").expect("stat own netns").ino()
-}
-
-/// Moves the calling thread into a new, empty network namespace, and
-/// proves it moved before anything is changed.
-fn enter_private_netns() {
-    let before = netns_inode();
-    unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-    assert_ne!(netns_inode(), before, "still in the original network namespace");
-    run(&["ip", "link", "set", "lo", "up"]);
-}
-
-/// Runs a command (in the calling thread's namespaces), feeding `stdin`,
-/// and insists it succeeds; its stdout.
-fn run_with(argv: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
-    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("feed");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn run(argv: &[&str]) -> String {
-    run_with(argv, "")
-}
-
 /// `iptables-save` (of the flavour `save` names) without comments, which
 /// carry the time.
 fn saved(save: &str) -> String {
     run(&[save]).lines().filter(|l| !l.starts_with('#')).map(|l| format!("{l}\n")).collect()
-}
-
-fn subnet(s: &str) -> Subnet {
-    s.parse().expect("subnet")
-}
-
-fn network(bridge: &str, s: &str, internal: bool) -> BridgeNetwork {
-    BridgeNetwork::new(bridge, subnet(s), internal).expect("network")
-}
-
-fn published(
-    host_ip: Option<Ipv4Addr>,
-    host_port: u16,
-    container: Ipv4Addr,
-    port: u16,
-    proto: Proto,
-) -> PublishedPort {
-    PublishedPort { host_ip, host_port, container_ip: container, container_port: port, proto }
 }
 
 fn ruleset_with_everything() -> Ruleset {
@@ -187,89 +130,12 @@ fn iptables_legacy_reads_and_prints_the_same_chains() {
     assert_eq!(saved("iptables-legacy-save"), before);
 }
 
-/// The address the server saw the connection come from.
-fn ask_tcp(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let mut seen = String::new();
-    stream.read_to_string(&mut seen).unwrap_or_else(|e| panic!("read from {addr}: {e}"));
-    seen
-}
-
-/// Whether a TCP connection to `addr` gets through within [`BLOCKED`].
 fn reaches(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, BLOCKED).is_ok()
 }
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("addr")
-}
-
-/// A container: its own network namespace with a veth into the bridge,
-/// serving its callers' addresses back on tcp/80 and udp/53.
-struct Container {
-    /// Where the container's namespace can be opened while it runs.
-    netns: String,
-    done: mpsc::Sender<()>,
-    server: thread::JoinHandle<()>,
-}
-
-impl Container {
-    fn start(veth: &str, ip: &str, gateway: &str) -> Container {
-        let (tid_tx, tid_rx) = mpsc::channel();
-        let (moved_tx, moved_rx) = mpsc::channel::<()>();
-        let (ready_tx, ready_rx) = mpsc::channel::<()>();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let veth_name = veth.to_owned();
-        let (veth, ip, gateway) = (veth.to_owned(), ip.to_owned(), gateway.to_owned());
-        let server = thread::spawn(move || {
-            unshare(CloneFlags::CLONE_NEWNET).expect("container netns");
-            tid_tx.send(nix::unistd::gettid().as_raw()).expect("send tid");
-            moved_rx.recv().expect("veth moved in");
-            run(&["ip", "link", "set", "lo", "up"]);
-            run(&["ip", "addr", "add", &ip, "dev", &veth]);
-            run(&["ip", "link", "set", &veth, "up"]);
-            run(&["ip", "route", "add", "default", "via", &gateway]);
-            let tcp = TcpListener::bind("0.0.0.0:80").expect("bind tcp/80");
-            tcp.set_nonblocking(true).expect("nonblocking");
-            let udp = UdpSocket::bind("0.0.0.0:53").expect("bind udp/53");
-            udp.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
-            ready_tx.send(()).expect("ready");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < deadline && done_rx.try_recv().is_err() {
-                if let Ok((mut conn, peer)) = tcp.accept() {
-                    let _ = conn.write_all(peer.ip().to_string().as_bytes());
-                }
-                let mut buf = [0u8; 64];
-                if let Ok((_, peer)) = udp.recv_from(&mut buf) {
-                    let _ = udp.send_to(peer.ip().to_string().as_bytes(), peer);
-                }
-            }
-        });
-        let tid: i32 = tid_rx.recv_timeout(TIMEOUT).expect("container thread started");
-        run(&["ip", "link", "set", &veth_name, "netns", &tid.to_string()]);
-        moved_tx.send(()).expect("signal");
-        ready_rx.recv_timeout(TIMEOUT).expect("container serving");
-        let netns = format!("/proc/self/task/{tid}/ns/net");
-        Container { netns, done: done_tx, server }
-    }
-
-    /// Runs `f` on a thread inside the container's network namespace.
-    fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let ns = File::open(&self.netns).expect("open container netns");
-        thread::spawn(move || {
-            setns(&ns, CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("thread in container")
-    }
-
-    fn stop(self) {
-        let _ = self.done.send(());
-        self.server.join().expect("server thread");
-    }
 }
 
 /// A bridge `name` with `gateway/24` and one veth pair per `(host end,
