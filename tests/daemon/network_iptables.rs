@@ -9,13 +9,13 @@
 //! ruleset` are checked exactly while other tests run, and the host's own
 //! rules are never touched.
 
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use kiln_testing::ScratchDir;
 
-use crate::common::{random_bytes, Run, TestDaemon};
+use crate::common::{random_bytes, TestDaemon};
+use crate::networks::{free_port, http_get, in_netns_cmd};
 
 /// daemon.json for a default bridge of the daemon's own (in its own
 /// namespace) and `backend`; the bridge's gateway address.
@@ -42,50 +42,6 @@ fn run_web_server(daemon: &TestDaemon, name: &str, port: u16) {
     );
     let publish = format!("{port}:80");
     daemon.kiln_ok(&["run", "-d", "--name", name, "-p", &publish, "bb", "sh", "-c", &script]);
-}
-
-/// A TCP port free in the daemon's namespace now.
-fn free_port(daemon: &TestDaemon) -> u16 {
-    daemon.in_netns(|| Ok(TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?.local_addr()?.port()))
-}
-
-/// `GET /` on `addr:port` from the daemon's namespace, retried for up to
-/// 10 s while the server starts; the body.
-fn http_get(daemon: &TestDaemon, addr: Ipv4Addr, port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let answer = daemon.in_netns(|| {
-            Ok((|| {
-                let mut stream =
-                    TcpStream::connect_timeout(&(addr, port).into(), Duration::from_secs(2))?;
-                stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-                stream.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-                let mut text = String::new();
-                stream.read_to_string(&mut text)?;
-                Ok::<_, std::io::Error>(text)
-            })())
-        });
-        match answer {
-            Ok(text) if text.starts_with("HTTP/1.") => {
-                return text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
-            }
-            other => {
-                assert!(Instant::now() < deadline, "GET {addr}:{port} failed: {other:?}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-/// A command run in the daemon's namespace, finished.
-fn in_netns_cmd(daemon: &TestDaemon, program: &str, args: &[&str]) -> Run {
-    let netns = daemon.netns().expect("the daemon has a namespace");
-    Run::of(
-        std::process::Command::new("nsenter")
-            .arg(format!("--net={}", netns.display()))
-            .arg(program)
-            .args(args),
-    )
 }
 
 /// The lines of `iptables-save` in the daemon's namespace that name one of

@@ -37,18 +37,18 @@ fn daemon() -> (TestDaemon, Ipv4Addr) {
 }
 
 /// A shell line that serves "hello from NAME" on port 80 with busybox httpd.
-fn web_server(name: &str) -> String {
+pub(crate) fn web_server(name: &str) -> String {
     format!("mkdir -p /www && echo 'hello from {name}' > /www/index.html && exec httpd -f -p 80 -h /www")
 }
 
 /// A TCP port free in the daemon's namespace now.
-fn free_port(daemon: &TestDaemon) -> u16 {
+pub(crate) fn free_port(daemon: &TestDaemon) -> u16 {
     daemon.in_netns(|| Ok(TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?.local_addr()?.port()))
 }
 
 /// `GET /` on `addr:port` from the daemon's namespace, retried for up to
 /// 10 s while the server starts; the body.
-fn http_get(daemon: &TestDaemon, addr: Ipv4Addr, port: u16) -> String {
+pub(crate) fn http_get(daemon: &TestDaemon, addr: Ipv4Addr, port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let answer = daemon.in_netns(|| {
@@ -76,7 +76,7 @@ fn http_get(daemon: &TestDaemon, addr: Ipv4Addr, port: u16) -> String {
 }
 
 /// A command run in the daemon's namespace (`nft`, `ip`), finished.
-fn in_netns_cmd(daemon: &TestDaemon, program: &str, args: &[&str]) -> Run {
+pub(crate) fn in_netns_cmd(daemon: &TestDaemon, program: &str, args: &[&str]) -> Run {
     let netns = daemon.netns().expect("the daemon has a namespace");
     Run::of(
         std::process::Command::new("nsenter")
